@@ -1,0 +1,2 @@
+//! Local-first persistence and sync for yewdux stores.
+#![deny(missing_docs)]

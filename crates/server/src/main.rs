@@ -1,0 +1,2 @@
+//! The persist-server binary.
+fn main() {}
