@@ -1,0 +1,315 @@
+//! [`Collection`]: a keyed set of items with structural sharing, so the listener can tell what
+//! changed between two store states without looking at unchanged items.
+
+use std::collections::btree_map;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::rc::Rc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Items keyed by id, cheap to clone (one `Rc` bump) and copy-on-write.
+///
+/// Put a `Collection` in your yewdux store for every persisted collection. Cloning the store
+/// clones only the `Rc`; changing one item re-allocates the map but keeps every other item's
+/// `Rc`, so the persistence listener finds the changed items by pointer comparison and serialises
+/// only those.
+///
+/// ```
+/// use yewdux_persist::Collection;
+///
+/// let mut files: Collection<String> = Collection::new();
+/// files.insert("a.rs", "fn main() {}".to_string());
+/// let before = files.clone();
+/// files.insert("b.rs", String::new());
+/// assert_eq!(before.len(), 1);
+/// assert_eq!(files.len(), 2);
+/// assert!(files.get("a.rs").is_some());
+/// ```
+pub struct Collection<V> {
+    items: Rc<BTreeMap<String, Rc<V>>>,
+}
+
+impl<V> Collection<V> {
+    /// An empty collection.
+    pub fn new() -> Self {
+        Self { items: Rc::new(BTreeMap::new()) }
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// `true` when there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The item with this id.
+    pub fn get(&self, id: &str) -> Option<&V> {
+        self.items.get(id).map(|item| &**item)
+    }
+
+    /// The item with this id, as the shared `Rc`.
+    pub fn get_rc(&self, id: &str) -> Option<&Rc<V>> {
+        self.items.get(id)
+    }
+
+    /// `true` when an item has this id.
+    pub fn contains(&self, id: &str) -> bool {
+        self.items.contains_key(id)
+    }
+
+    /// Items in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> + '_ {
+        self.items.iter().map(|(id, item)| (id.as_str(), &**item))
+    }
+
+    /// Ids in order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> + '_ {
+        self.items.keys().map(String::as_str)
+    }
+
+    /// Values in id order.
+    pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
+        self.items.values().map(|item| &**item)
+    }
+
+    /// Inserts or replaces an item; returns the previous one.
+    pub fn insert(&mut self, id: impl Into<String>, item: V) -> Option<Rc<V>> {
+        self.insert_rc(id, Rc::new(item))
+    }
+
+    /// Inserts or replaces an item that is already shared.
+    pub fn insert_rc(&mut self, id: impl Into<String>, item: Rc<V>) -> Option<Rc<V>> {
+        Rc::make_mut(&mut self.items).insert(id.into(), item)
+    }
+
+    /// Removes an item; returns it.
+    pub fn remove(&mut self, id: &str) -> Option<Rc<V>> {
+        if !self.items.contains_key(id) {
+            return None;
+        }
+        Rc::make_mut(&mut self.items).remove(id)
+    }
+
+    /// Changes one item in place (cloning it only if it is shared). Returns `false` when there is
+    /// no item with this id.
+    pub fn update(&mut self, id: &str, change: impl FnOnce(&mut V)) -> bool
+    where
+        V: Clone,
+    {
+        if !self.items.contains_key(id) {
+            return false;
+        }
+        match Rc::make_mut(&mut self.items).get_mut(id) {
+            Some(item) => {
+                change(Rc::make_mut(item));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes every item.
+    pub fn clear(&mut self) {
+        if !self.items.is_empty() {
+            self.items = Rc::new(BTreeMap::new());
+        }
+    }
+
+    /// `true` when both share the same map (so nothing can differ). O(1).
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.items, &other.items)
+    }
+
+    pub(crate) fn raw(&self) -> &BTreeMap<String, Rc<V>> {
+        &self.items
+    }
+}
+
+impl<V> Clone for Collection<V> {
+    fn clone(&self) -> Self {
+        Self { items: Rc::clone(&self.items) }
+    }
+}
+
+impl<V> Default for Collection<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V: PartialEq> PartialEq for Collection<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr_eq(other) || self.items == other.items
+    }
+}
+
+impl<V: fmt::Debug> fmt::Debug for Collection<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<V, K: Into<String>> FromIterator<(K, V)> for Collection<V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let items = iter.into_iter().map(|(id, item)| (id.into(), Rc::new(item))).collect();
+        Self { items: Rc::new(items) }
+    }
+}
+
+impl<'a, V> IntoIterator for &'a Collection<V> {
+    type Item = (&'a String, &'a Rc<V>);
+    type IntoIter = btree_map::Iter<'a, String, Rc<V>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+impl<V: Serialize> Serialize for Collection<V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.items.iter().map(|(id, item)| (id, &**item)))
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Collection<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let items = BTreeMap::<String, V>::deserialize(deserializer)?;
+        Ok(items.into_iter().collect())
+    }
+}
+
+/// One difference between two versions of a collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ItemDiff<'a, V> {
+    /// The item is new or changed.
+    Upsert(&'a str, &'a V),
+    /// The item is gone.
+    Removed(&'a str),
+}
+
+/// Differences from `old` to `new`: O(1) when they share their map; otherwise one merge pass over
+/// the ids, comparing item pointers first and values only when the pointers differ.
+pub(crate) fn diff<'a, V: PartialEq>(
+    old: &'a Collection<V>,
+    new: &'a Collection<V>,
+    mut emit: impl FnMut(ItemDiff<'a, V>),
+) {
+    if old.ptr_eq(new) {
+        return;
+    }
+    let mut olds = old.items.iter().peekable();
+    let mut news = new.items.iter().peekable();
+    loop {
+        match (olds.peek(), news.peek()) {
+            (None, None) => break,
+            (Some((id, _)), None) => {
+                emit(ItemDiff::Removed(id));
+                olds.next();
+            }
+            (None, Some((id, item))) => {
+                emit(ItemDiff::Upsert(id, item));
+                news.next();
+            }
+            (Some((old_id, old_item)), Some((new_id, new_item))) => match old_id.cmp(new_id) {
+                std::cmp::Ordering::Less => {
+                    emit(ItemDiff::Removed(old_id));
+                    olds.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    emit(ItemDiff::Upsert(new_id, new_item));
+                    news.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if !Rc::ptr_eq(old_item, new_item) && old_item != new_item {
+                        emit(ItemDiff::Upsert(new_id, new_item));
+                    }
+                    olds.next();
+                    news.next();
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    fn changes(old: &Collection<i32>, new: &Collection<i32>) -> Vec<String> {
+        let mut out = Vec::new();
+        diff(old, new, |change| match change {
+            ItemDiff::Upsert(id, v) => out.push(format!("+{id}={v}")),
+            ItemDiff::Removed(id) => out.push(format!("-{id}")),
+        });
+        out
+    }
+
+    #[test]
+    fn diff_reports_inserts_updates_and_removals_in_id_order() {
+        let old: Collection<i32> = [("a", 1), ("b", 2), ("c", 3)].into_iter().collect();
+        let mut new = old.clone();
+        new.insert("b", 20);
+        new.remove("c");
+        new.insert("d", 4);
+        new.insert("0", 0);
+        assert_eq!(changes(&old, &new), ["+0=0", "+b=20", "-c", "+d=4"]);
+        assert_eq!(changes(&new, &new.clone()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_equal_value_in_a_new_rc_is_not_a_change() {
+        let old: Collection<i32> = [("a", 1)].into_iter().collect();
+        let mut new = old.clone();
+        new.insert("a", 1);
+        assert!(!new.ptr_eq(&old));
+        assert!(changes(&old, &new).is_empty());
+    }
+
+    /// Counts `PartialEq` calls to prove unchanged items are compared by pointer only.
+    #[derive(Debug)]
+    struct Counted<'a>(i32, &'a Cell<usize>);
+    impl PartialEq for Counted<'_> {
+        fn eq(&self, other: &Self) -> bool {
+            self.1.set(self.1.get() + 1);
+            self.0 == other.0
+        }
+    }
+
+    #[test]
+    fn unchanged_items_are_never_compared_by_value() {
+        let comparisons = Cell::new(0);
+        let old: Collection<Counted<'_>> =
+            (0..1_000).map(|i| (format!("{i:04}"), Counted(i, &comparisons))).collect();
+        let mut new = old.clone();
+        new.insert("0500", Counted(-1, &comparisons));
+        let mut changed = Vec::new();
+        diff(&old, &new, |change| changed.push(format!("{change:?}")));
+        assert_eq!(changed.len(), 1);
+        assert_eq!(comparisons.get(), 1, "only the replaced item is compared by value");
+    }
+
+    #[test]
+    fn update_copies_on_write() {
+        let mut a: Collection<Vec<i32>> = [("x", vec![1])].into_iter().collect();
+        let b = a.clone();
+        assert!(a.update("x", |v| v.push(2)));
+        assert!(!a.update("missing", |v| v.push(3)));
+        assert_eq!(a.get("x"), Some(&vec![1, 2]));
+        assert_eq!(b.get("x"), Some(&vec![1]));
+    }
+
+    #[test]
+    fn serde_is_a_plain_map() {
+        let c: Collection<i32> = [("a", 1), ("b", 2)].into_iter().collect();
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(json, r#"{"a":1,"b":2}"#);
+        let back: Collection<i32> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+    }
+}

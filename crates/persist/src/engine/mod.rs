@@ -1,0 +1,345 @@
+//! The sans-IO persistence engine: a state machine with no I/O, no timers and no async.
+//!
+//! The runtime feeds it events stamped with the current [`Time`] (an item changed, a write
+//! finished, a sync finished, the network went down, time passed) and carries out the
+//! [`Action`]s it returns. After every event the runtime drains [`Engine::poll_action`] and
+//! arms one timer for [`Engine::poll_timeout`], on which it calls [`Engine::tick`].
+//!
+//! # Guarantees
+//! - **Per-key debounce**: a key is written at `min(last change + debounce, first change +
+//!   max_wait)` of its slice; other keys' deadlines never hurry it.
+//! - **Coalescing**: one waiting op per key; the latest change wins and keeps the key's place.
+//! - **Ordering**: one write batch in flight at a time, of one collection, at most `batch_size`
+//!   ops, oldest first. A write never overwrites a newer change of the same key.
+//! - **Nothing lost**: failed writes are retried with backoff (or parked after a permanent
+//!   error, until the next flush or change); only a change superseded by a newer change of the
+//!   same key is ever dropped.
+//! - **Flush**: completes only when everything enqueued before it is durable, or reports the
+//!   keys that failed.
+//! - **Auto-sync**: one sync at a time, requests meanwhile collapse into one follow-up. The
+//!   first interval sync is due one interval after [`Time::ZERO`] (the runtime clock's origin);
+//!   the server counts as reachable until [`Engine::set_remote_available`] says otherwise.
+//!
+//! ```
+//! use std::time::Duration;
+//! use yewdux_persist::engine::{Action, Change, Engine, ItemKey};
+//! use yewdux_persist::{PersistConfig, Time};
+//!
+//! let mut engine = Engine::new(PersistConfig::default(), 7).unwrap();
+//! let t0 = Time::from_millis(1_000);
+//! engine.enqueue(t0, ItemKey::new("files", "a.rs"), Change::put(r#"{"name":"a.rs"}"#));
+//! // Nothing to write yet: the 300 ms debounce runs.
+//! assert_eq!(engine.poll_timeout(), Some(t0 + Duration::from_millis(300)));
+//!
+//! let t1 = t0 + Duration::from_millis(300);
+//! engine.tick(t1);
+//! let Some(Action::Write(batch)) = engine.poll_action() else { panic!("a write is due") };
+//! assert_eq!(batch.ops[0].key.to_string(), "files:a.rs");
+//! // ... the runtime writes the batch to IndexedDB, then:
+//! engine.write_finished(t1 + Duration::from_millis(4), batch.id, Ok(()));
+//! assert_eq!(engine.metrics().successful_ops, 1);
+//! ```
+
+mod action;
+mod flush;
+mod item;
+mod queue;
+mod remote;
+mod rng;
+mod sync;
+mod writes;
+
+use std::collections::{BTreeMap, VecDeque};
+
+pub use action::{
+    Action, BatchId, EnqueueOutcome, FailedKey, FlushError, FlushId, QueuedOp, SyncError, SyncId,
+    SyncReason, SyncSummary, WriteBatch, WriteError, WriteErrorKind,
+};
+pub use item::{Change, ItemKey, Payload};
+pub use sync::AutoSyncStatus;
+
+use self::flush::FlushTracker;
+use self::queue::{Enqueued, PendingOp, WriteQueue};
+use self::rng::SplitMix64;
+use self::sync::{SyncScheduler, SyncStart};
+use crate::config::{
+    AutoSyncConfig, AutoSyncConfigPatch, ConfigError, PersistConfig, SliceConfig, SliceConfigPatch,
+};
+use crate::metrics::{MetricsRecorder, MetricsSnapshot, OperationKind, OperationRecord};
+use crate::time::Time;
+
+/// The write batch being written by the runtime.
+#[derive(Debug)]
+struct InFlightBatch {
+    id: BatchId,
+    ops: Vec<PendingOp>,
+    started: Time,
+    bytes: usize,
+    /// Ops that count towards the remote sync once written.
+    remote_ops: usize,
+}
+
+/// The persistence state machine. See the [module docs](self).
+#[derive(Debug)]
+pub struct Engine {
+    config: PersistConfig,
+    rng: SplitMix64,
+    queue: WriteQueue,
+    in_flight: Option<InFlightBatch>,
+    paused: bool,
+    flushes: FlushTracker,
+    sync: SyncScheduler,
+    metrics: MetricsRecorder,
+    actions: VecDeque<Action>,
+    next_serial: u64,
+    next_batch: u64,
+    next_flush: u64,
+}
+
+impl Engine {
+    /// An engine with `config`; `rng_seed` seeds the retry jitter (one seed, one replay).
+    ///
+    /// # Errors
+    /// The errors of [`PersistConfig::validate`].
+    pub fn new(config: PersistConfig, rng_seed: u64) -> Result<Engine, ConfigError> {
+        config.validate()?;
+        Ok(Engine {
+            sync: SyncScheduler::new(config.auto_sync.clone(), config.sync_retry.clone()),
+            config,
+            rng: SplitMix64::new(rng_seed),
+            queue: WriteQueue::default(),
+            in_flight: None,
+            paused: false,
+            flushes: FlushTracker::default(),
+            metrics: MetricsRecorder::default(),
+            actions: VecDeque::new(),
+            next_serial: 1,
+            next_batch: 1,
+            next_flush: 1,
+        })
+    }
+
+    /// Records a change of `key`. Changes of a disabled slice are ignored.
+    pub fn enqueue(&mut self, now: Time, key: ItemKey, change: Change) -> EnqueueOutcome {
+        if !self.config.slice(&key.collection).enabled {
+            return EnqueueOutcome::Ignored;
+        }
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let outcome = match self.queue.enqueue(now, key, change, serial, &self.config) {
+            Enqueued::New => EnqueueOutcome::Queued,
+            Enqueued::Coalesced => {
+                self.metrics.add_coalesced();
+                EnqueueOutcome::Coalesced
+            }
+        };
+        self.drive(now);
+        outcome
+    }
+
+    /// Time passed: starts the writes and syncs that are due at `now`.
+    pub fn tick(&mut self, now: Time) {
+        self.drive(now);
+    }
+
+    /// The next thing for the runtime to do. [`Action::MetricsChanged`] comes last, at most
+    /// once per drain.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        match self.actions.pop_front() {
+            Some(action) => Some(action),
+            None => self.metrics.take_changed().then_some(Action::MetricsChanged),
+        }
+    }
+
+    /// When the runtime must call [`tick`](Self::tick) next, if anything is scheduled.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let write =
+            if self.paused || self.in_flight.is_some() { None } else { self.queue.next_due() };
+        [write, self.sync.next_wakeup()].into_iter().flatten().min()
+    }
+
+    /// Makes every waiting op due now, ignoring debounce, backoff and parking. The returned id
+    /// comes back in an [`Action::FlushCompleted`] once every change enqueued before this call
+    /// (including those in flight) is durable, or with the keys that failed meanwhile.
+    pub fn flush(&mut self, now: Time) -> FlushId {
+        let id = FlushId(self.next_flush);
+        self.next_flush += 1;
+        let in_flight = self.in_flight.iter().flat_map(|batch| &batch.ops);
+        // The waiting op of a key is newer than its op in flight, so it comes last and wins.
+        let waiting: BTreeMap<ItemKey, u64> =
+            in_flight.chain(self.queue.iter()).map(|op| (op.key.clone(), op.serial)).collect();
+        self.flushes.begin(id, waiting);
+        self.drive(now);
+        id
+    }
+
+    /// Stops emitting writes (ops keep queueing and coalescing), e.g. while hydrating or while
+    /// the database reopens. A batch already in flight may still finish.
+    pub fn pause_writes(&mut self) {
+        self.paused = true;
+    }
+
+    /// Emits writes again, starting with those that became due meanwhile.
+    pub fn resume_writes(&mut self, now: Time) {
+        self.paused = false;
+        self.drive(now);
+    }
+
+    /// Whether writes are paused.
+    pub fn writes_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Ops waiting to be written (one per key), not counting the batch in flight.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether `key` has a change that is not durable yet (waiting or in flight): a value
+    /// read from storage or another tab for it is older than the app's.
+    pub fn is_pending(&self, key: &ItemKey) -> bool {
+        self.queue.contains(key)
+            || self
+                .in_flight
+                .as_ref()
+                .is_some_and(|batch| batch.ops.iter().any(|op| &op.key == key))
+    }
+
+    /// Ops in the write batch in flight.
+    pub fn in_flight_ops(&self) -> usize {
+        self.in_flight.as_ref().map_or(0, |batch| batch.ops.len())
+    }
+
+    /// Keys parked after a permanent write error, with their errors, in queue order. They are
+    /// retried by the next flush or replaced by the key's next change.
+    pub fn failed_keys(&self) -> Vec<FailedKey> {
+        self.queue
+            .iter()
+            .filter(|op| op.parked)
+            .filter_map(|op| {
+                let error = op.last_error.clone()?;
+                Some(FailedKey { key: op.key.clone(), error })
+            })
+            .collect()
+    }
+
+    /// The whole current configuration.
+    pub fn config(&self) -> &PersistConfig {
+        &self.config
+    }
+
+    /// The config that applies to collection `name`.
+    pub fn slice_config(&self, name: &str) -> &SliceConfig {
+        self.config.slice(name)
+    }
+
+    /// Changes the config of collection `name` (starting from the default slice's if it has
+    /// none). New debounce and max wait apply to ops already waiting.
+    ///
+    /// # Errors
+    /// The errors of [`SliceConfig::validate`]; nothing changes then.
+    pub fn configure_slice(
+        &mut self,
+        now: Time,
+        name: &str,
+        patch: &SliceConfigPatch,
+    ) -> Result<(), ConfigError> {
+        let patched = patch.apply(self.config.slice(name), &format!("slice {name:?}"))?;
+        self.config.slices.insert(name.to_owned(), patched);
+        self.queue.reindex(&self.config);
+        self.metrics.mark_changed();
+        self.drive(now);
+        Ok(())
+    }
+
+    /// Persists the changes of collection `name` again.
+    pub fn enable_slice(&mut self, now: Time, name: &str) {
+        self.set_slice_enabled(now, name, true);
+    }
+
+    /// Ignores new changes of collection `name`; those already queued are still written.
+    pub fn disable_slice(&mut self, now: Time, name: &str) {
+        self.set_slice_enabled(now, name, false);
+    }
+
+    fn set_slice_enabled(&mut self, now: Time, name: &str, enabled: bool) {
+        let slice = SliceConfig { enabled, ..self.config.slice(name).clone() };
+        self.config.slices.insert(name.to_owned(), slice);
+        self.metrics.mark_changed();
+        self.drive(now);
+    }
+
+    /// Changes the auto-sync config; a new interval takes effect at once.
+    ///
+    /// # Errors
+    /// The errors of [`AutoSyncConfig::validate`]; nothing changes then.
+    pub fn configure_auto_sync(
+        &mut self,
+        now: Time,
+        patch: &AutoSyncConfigPatch,
+    ) -> Result<(), ConfigError> {
+        let start = self.sync.configure(now, patch)?;
+        self.config.auto_sync = self.sync.config().clone();
+        self.emit_sync(start);
+        self.metrics.mark_changed();
+        self.drive(now);
+        Ok(())
+    }
+
+    /// The auto-sync config in force.
+    pub fn auto_sync_config(&self) -> &AutoSyncConfig {
+        self.sync.config()
+    }
+
+    /// Metrics so far (clone them to hand them to subscribers outside any borrow).
+    pub fn metrics(&self) -> &MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Clears counters and history; live gauges stay.
+    pub fn reset_metrics(&mut self) {
+        self.metrics.reset();
+    }
+
+    /// Starts whatever is due: the next write batch, then timed syncs; completes flushes.
+    fn drive(&mut self, now: Time) {
+        self.start_next_write(now);
+        let start = self.sync.poll(now);
+        self.emit_sync(start);
+        self.complete_flushes();
+        self.metrics.set_gauges(self.queue.len(), self.in_flight_ops());
+    }
+
+    fn emit_sync(&mut self, start: Option<SyncStart>) {
+        if let Some(SyncStart { id, reason }) = start {
+            self.actions.push_back(Action::StartSync { id, reason });
+            self.metrics.mark_changed();
+        }
+    }
+
+    fn complete_flushes(&mut self) {
+        for (id, result) in self.flushes.take_completed() {
+            self.actions.push_back(Action::FlushCompleted { id, result });
+        }
+    }
+
+    fn record(
+        &mut self,
+        kind: OperationKind,
+        now: Time,
+        started: Time,
+        ops: usize,
+        bytes: usize,
+        error: Option<String>,
+    ) {
+        self.metrics.record(OperationRecord {
+            kind,
+            at: now,
+            duration: now.saturating_duration_since(started),
+            ops,
+            bytes,
+            ok: error.is_none(),
+            error,
+        });
+    }
+}

@@ -1,0 +1,157 @@
+//! [`MemoryStore`]: a [`LocalStore`] in memory. Used by tests and as the fallback when IndexedDB
+//! cannot be opened; everything is lost on reload.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+
+use super::{
+    LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind, StoreError, StoredItem,
+};
+use crate::engine::{Change, WriteBatch};
+
+/// An in-memory [`LocalStore`].
+///
+/// Besides being a real store, it can fail on purpose: [`MemoryStore::fail_next_writes`] makes
+/// the next writes fail with a given error, to test how an app behaves when storage breaks.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    collections: RefCell<BTreeMap<String, BTreeMap<String, String>>>,
+    outbox: RefCell<BTreeMap<(String, String), OutboxEntry>>,
+    meta: RefCell<BTreeMap<String, String>>,
+    injected_failures: RefCell<VecDeque<StoreError>>,
+    stats: Cell<LocalStoreStats>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes each of the next `count` calls of `write_batch` fail with `error` (and write
+    /// nothing).
+    pub fn fail_next_writes(&self, count: usize, error: StoreError) {
+        let mut failures = self.injected_failures.borrow_mut();
+        failures.extend(std::iter::repeat_n(error, count));
+    }
+
+    /// A snapshot of one collection: id → JSON text.
+    pub fn snapshot(&self, collection: &str) -> BTreeMap<String, String> {
+        self.collections.borrow().get(collection).cloned().unwrap_or_default()
+    }
+
+    fn write_now(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        if let Some(error) = self.injected_failures.borrow_mut().pop_front() {
+            return Err(error);
+        }
+        // Validate everything first so the batch is all or nothing.
+        for op in &batch.ops {
+            if let Change::Put(payload) = &op.change {
+                serde_json::from_str::<serde::de::IgnoredAny>(payload.as_str())
+                    .map_err(|e| StoreError::InvalidData(format!("{}: not JSON: {e}", op.key)))?;
+            }
+        }
+        let mut collections = self.collections.borrow_mut();
+        let items = collections.entry(batch.collection.to_string()).or_default();
+        let mut outbox = self.outbox.borrow_mut();
+        for op in &batch.ops {
+            match &op.change {
+                Change::Put(payload) => {
+                    items.insert(op.key.id.to_string(), payload.as_str().to_owned());
+                }
+                Change::Delete => {
+                    items.remove(&*op.key.id);
+                }
+            }
+            if op.sync_to_remote {
+                let key = (op.key.collection.to_string(), op.key.id.to_string());
+                outbox.insert(
+                    key,
+                    OutboxEntry {
+                        collection: op.key.collection.to_string(),
+                        id: op.key.id.to_string(),
+                        delete: matches!(op.change, Change::Delete),
+                        serial: op.serial,
+                    },
+                );
+            }
+        }
+        let mut stats = self.stats.get();
+        stats.write_transactions += 1;
+        stats.items_written += batch.ops.len() as u64;
+        self.stats.set(stats);
+        Ok(())
+    }
+}
+
+impl LocalStore for MemoryStore {
+    fn kind(&self) -> StorageKind {
+        StorageKind::Memory
+    }
+
+    fn prepare<'a>(&'a self, collections: &'a [String]) -> LocalFuture<'a, Result<(), StoreError>> {
+        let mut all = self.collections.borrow_mut();
+        for name in collections {
+            all.entry(name.clone()).or_default();
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn write_batch<'a>(&'a self, batch: &'a WriteBatch) -> LocalFuture<'a, Result<(), StoreError>> {
+        let result = self.write_now(batch);
+        Box::pin(async move { result })
+    }
+
+    fn load_all<'a>(
+        &'a self,
+        collection: &'a str,
+    ) -> LocalFuture<'a, Result<Vec<StoredItem>, StoreError>> {
+        let items = self
+            .snapshot(collection)
+            .into_iter()
+            .map(|(id, json)| StoredItem { id, json })
+            .collect();
+        Box::pin(async move { Ok(items) })
+    }
+
+    fn load_items<'a>(
+        &'a self,
+        collection: &'a str,
+        ids: &'a [String],
+    ) -> LocalFuture<'a, Result<Vec<Option<String>>, StoreError>> {
+        let collections = self.collections.borrow();
+        let items = collections.get(collection);
+        let found = ids.iter().map(|id| items.and_then(|items| items.get(id).cloned())).collect();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn get_meta<'a>(&'a self, key: &'a str) -> LocalFuture<'a, Result<Option<String>, StoreError>> {
+        let value = self.meta.borrow().get(key).cloned();
+        Box::pin(async move { Ok(value) })
+    }
+
+    fn set_meta<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> LocalFuture<'a, Result<(), StoreError>> {
+        self.meta.borrow_mut().insert(key.to_owned(), value.to_owned());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn outbox<'a>(&'a self, limit: usize) -> LocalFuture<'a, Result<Vec<OutboxEntry>, StoreError>> {
+        let mut entries: Vec<OutboxEntry> = self.outbox.borrow().values().cloned().collect();
+        entries.sort_by_key(|entry| entry.serial);
+        entries.truncate(limit);
+        Box::pin(async move { Ok(entries) })
+    }
+
+    fn outbox_len(&self) -> LocalFuture<'_, Result<usize, StoreError>> {
+        let len = self.outbox.borrow().len();
+        Box::pin(async move { Ok(len) })
+    }
+
+    fn stats(&self) -> LocalStoreStats {
+        self.stats.get()
+    }
+}

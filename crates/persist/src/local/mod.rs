@@ -1,0 +1,161 @@
+//! Where items are stored on the device: the [`LocalStore`] trait, IndexedDB and in-memory
+//! implementations.
+//!
+//! Layout (IndexedDB): one object store per collection, the item id as its out-of-line key and
+//! the item's JSON value as a structured-clone object; `__outbox` holds one entry per item that
+//! still has to reach the server (keyed `[collection, id]`, so the newest change of an item
+//! replaces its older entry); `__meta` holds small bookkeeping values.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::engine::{WriteBatch, WriteError, WriteErrorKind};
+
+mod indexeddb;
+mod memory;
+
+pub use indexeddb::{IndexedDbStore, Migration, MigrationHook};
+pub use memory::MemoryStore;
+
+/// Object store of pending outbound changes.
+pub const OUTBOX_STORE: &str = "__outbox";
+/// Object store of bookkeeping values.
+pub const META_STORE: &str = "__meta";
+
+/// A boxed, non-`Send` future (the browser is single-threaded).
+pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Which kind of storage is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum StorageKind {
+    /// IndexedDB: survives reloads and browser restarts.
+    IndexedDb,
+    /// Memory only: lost on reload (tests, or IndexedDB unavailable, e.g. some private modes).
+    Memory,
+}
+
+/// A stored item as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredItem {
+    /// The item's id.
+    pub id: String,
+    /// The item's value as JSON text.
+    pub json: String,
+}
+
+/// One pending outbound change, as kept in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxEntry {
+    /// The item's collection.
+    pub collection: String,
+    /// The item's id.
+    pub id: String,
+    /// `true` for a delete.
+    pub delete: bool,
+    /// The engine serial of the change (orders entries).
+    pub serial: u64,
+}
+
+/// Counters a store keeps about itself (used by tests and the dashboard).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalStoreStats {
+    /// Read-write transactions committed by [`LocalStore::write_batch`].
+    pub write_transactions: u64,
+    /// Items written (put or deleted) by those transactions.
+    pub items_written: u64,
+}
+
+/// Why a local store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The storage cannot be used at all (no IndexedDB, blocked, closed...).
+    #[error("local storage unavailable: {0}")]
+    Unavailable(String),
+    /// The browser refused to store more (`QuotaExceededError`).
+    #[error("storage quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// A stored value could not be read or a value could not be stored (`DataError`,
+    /// `DataCloneError`, invalid JSON): retrying the same data cannot succeed.
+    #[error("invalid data: {0}")]
+    InvalidData(String),
+    /// Any other failure, possibly transient (`AbortError`, `UnknownError`, ...).
+    #[error("{name}: {message}")]
+    Other {
+        /// The DOM exception name, or `Error`.
+        name: String,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// How the engine should treat a write that failed with this error.
+    pub fn write_error_kind(&self) -> WriteErrorKind {
+        match self {
+            StoreError::QuotaExceeded(_) => WriteErrorKind::QuotaExceeded,
+            StoreError::InvalidData(_) => WriteErrorKind::Permanent,
+            StoreError::Unavailable(_) | StoreError::Other { .. } => WriteErrorKind::Transient,
+        }
+    }
+}
+
+impl From<StoreError> for WriteError {
+    fn from(error: StoreError) -> Self {
+        WriteError { kind: error.write_error_kind(), message: error.to_string() }
+    }
+}
+
+/// Where the runtime keeps items on the device.
+///
+/// Implement it to store elsewhere (or to inject failures in tests). Every method may be called
+/// again while an earlier call is still running; implementations serialise what must be.
+pub trait LocalStore: fmt::Debug + 'static {
+    /// What kind of storage this is.
+    fn kind(&self) -> StorageKind;
+
+    /// Makes sure `collections` can be written (IndexedDB: creates their object stores with a
+    /// version upgrade when missing). Called before a store's first load.
+    fn prepare<'a>(&'a self, collections: &'a [String]) -> LocalFuture<'a, Result<(), StoreError>>;
+
+    /// Writes a batch atomically: every put and delete, plus an outbox entry for each op that
+    /// syncs to the remote, all or nothing.
+    fn write_batch<'a>(&'a self, batch: &'a WriteBatch) -> LocalFuture<'a, Result<(), StoreError>>;
+
+    /// Every item of a collection, in id order.
+    fn load_all<'a>(
+        &'a self,
+        collection: &'a str,
+    ) -> LocalFuture<'a, Result<Vec<StoredItem>, StoreError>>;
+
+    /// The current JSON of some items (`None` for absent ones), in the order asked.
+    fn load_items<'a>(
+        &'a self,
+        collection: &'a str,
+        ids: &'a [String],
+    ) -> LocalFuture<'a, Result<Vec<Option<String>>, StoreError>>;
+
+    /// A bookkeeping value.
+    fn get_meta<'a>(&'a self, key: &'a str) -> LocalFuture<'a, Result<Option<String>, StoreError>>;
+
+    /// Sets a bookkeeping value.
+    fn set_meta<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> LocalFuture<'a, Result<(), StoreError>>;
+
+    /// Pending outbound changes, oldest first, at most `limit`.
+    fn outbox<'a>(&'a self, limit: usize) -> LocalFuture<'a, Result<Vec<OutboxEntry>, StoreError>>;
+
+    /// Number of pending outbound changes.
+    fn outbox_len(&self) -> LocalFuture<'_, Result<usize, StoreError>>;
+
+    /// Counters about this store.
+    fn stats(&self) -> LocalStoreStats;
+}
+
+/// `true` for names the runtime keeps for itself (`__outbox`, `__meta`, anything `__*`).
+pub fn is_reserved_collection(name: &str) -> bool {
+    name.starts_with("__")
+}

@@ -1,0 +1,507 @@
+//! The browser runtime: drives the sans-IO [`Engine`] with IndexedDB, timers, page-lifecycle
+//! events and a `BroadcastChannel`.
+//!
+//! Everything here is owned by one [`Persistence`] handle. Timers, event listeners and the channel
+//! live inside it and are dropped with it; every callback holds only a weak reference, so nothing
+//! keeps the runtime alive but its handles (and the tasks writing right now).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use futures::channel::oneshot;
+use gloo_timers::callback::Timeout;
+
+use crate::config::{AutoSyncConfigPatch, ConfigError, SliceConfig, SliceConfigPatch};
+use crate::engine::{
+    Action, Change, Engine, FlushError, FlushId, ItemKey, SyncError, WriteBatch, WriteError,
+};
+use crate::error::Error;
+use crate::local::{IndexedDbStore, LocalStore, LocalStoreStats, MemoryStore, StorageKind};
+use crate::metrics::MetricsSnapshot;
+use crate::observe::{Subscribers, Subscription};
+use crate::parts::ItemError;
+use crate::time::Time;
+
+pub(crate) mod clock;
+mod lifecycle;
+mod options;
+mod status;
+mod tabs;
+
+pub use options::{PersistOptions, DEFAULT_DATABASE};
+pub use status::PersistStatus;
+
+/// Applies changes committed by another tab to one collection of a store.
+pub(crate) type Applier = Rc<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemError>>;
+
+/// A handle to a persistence runtime. Cheap to clone; the runtime stops (timers, page listeners,
+/// tab channel) when the last handle is dropped.
+///
+/// Most apps never create one by hand: [`install`](crate::install) makes one per yewdux context
+/// on first use, and [`configure`](crate::configure) sets its options first.
+#[derive(Clone)]
+pub struct Persistence {
+    inner: Rc<Inner>,
+}
+
+impl fmt::Debug for Persistence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Persistence")
+            .field("database", &self.inner.database)
+            .field("status", &*self.inner.status.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    database: String,
+    engine: RefCell<Engine>,
+    store: RefCell<Rc<dyn LocalStore>>,
+    status: RefCell<PersistStatus>,
+    status_subscribers: Subscribers<PersistStatus>,
+    metrics_subscribers: Subscribers<MetricsSnapshot>,
+    /// A notification of subscribers is scheduled (they are told outside any borrow).
+    notify_scheduled: Cell<bool>,
+    metrics_dirty: Cell<bool>,
+    flush_waiters: RefCell<HashMap<FlushId, oneshot::Sender<Result<(), FlushError>>>>,
+    ready_waiters: RefCell<Vec<oneshot::Sender<()>>>,
+    /// Stores still loading their saved data; writes wait until this is 0.
+    hydrating: Cell<usize>,
+    timer: RefCell<Option<(Time, Timeout)>>,
+    appliers: RefCell<HashMap<String, Vec<Applier>>>,
+    tabs: RefCell<Option<tabs::TabChannel>>,
+    page_exit: RefCell<Option<lifecycle::PageExitListeners>>,
+    tab_id: String,
+}
+
+impl Persistence {
+    /// Starts a runtime with `options`. IndexedDB is opened lazily by the first store that
+    /// installs; if it cannot be opened the runtime falls back to memory and says so in
+    /// [`status`](Self::status).
+    ///
+    /// # Errors
+    /// - [`Error::Config`] when the options' engine configuration is invalid.
+    pub fn new(options: PersistOptions) -> Result<Self, Error> {
+        let storage_kind;
+        let store: Rc<dyn LocalStore> = if let Some(store) = options.custom_store.clone() {
+            storage_kind = store.kind();
+            store
+        } else if options.memory_only {
+            storage_kind = StorageKind::Memory;
+            Rc::new(MemoryStore::new())
+        } else {
+            storage_kind = StorageKind::IndexedDb;
+            let mut store = IndexedDbStore::new(&options.database, options.database_version);
+            if let Some(hook) = options.migration.clone() {
+                store = store.with_migration(hook);
+            }
+            Rc::new(store)
+        };
+        let seed =
+            options.rng_seed.unwrap_or_else(|| (js_sys::Math::random() * 2f64.powi(53)) as u64);
+        let engine = Engine::new(options.config.clone(), seed)?;
+        let mut status = PersistStatus::new(storage_kind);
+        if options.memory_only {
+            status.storage_note = Some("memory-only by configuration".into());
+        }
+        let inner = Rc::new(Inner {
+            database: options.database.clone(),
+            engine: RefCell::new(engine),
+            store: RefCell::new(store),
+            status: RefCell::new(status),
+            status_subscribers: Subscribers::new(),
+            metrics_subscribers: Subscribers::new(),
+            notify_scheduled: Cell::new(false),
+            metrics_dirty: Cell::new(false),
+            flush_waiters: RefCell::new(HashMap::new()),
+            ready_waiters: RefCell::new(Vec::new()),
+            hydrating: Cell::new(0),
+            timer: RefCell::new(None),
+            appliers: RefCell::new(HashMap::new()),
+            tabs: RefCell::new(None),
+            page_exit: RefCell::new(None),
+            tab_id: format!("{:016x}", (js_sys::Math::random() * 2f64.powi(53)) as u64),
+        });
+        if options.broadcast {
+            let channel_name = format!("yewdux-persist/{}", options.database);
+            *inner.tabs.borrow_mut() = tabs::TabChannel::open(&channel_name, Rc::downgrade(&inner));
+        }
+        if options.flush_on_page_hide {
+            *inner.page_exit.borrow_mut() =
+                lifecycle::PageExitListeners::attach(Rc::downgrade(&inner));
+        }
+        Ok(Persistence { inner })
+    }
+
+    /// Writes everything queued now, ignoring debounce and backoff. Resolves when every change
+    /// made before the call is durable in local storage, or with the keys that failed (they stay
+    /// queued and are retried).
+    pub fn flush(&self) -> impl Future<Output = Result<(), Error>> + 'static {
+        let (sender, receiver) = oneshot::channel();
+        let id = self.inner.engine.borrow_mut().flush(clock::now());
+        self.inner.flush_waiters.borrow_mut().insert(id, sender);
+        self.inner.drive();
+        async move {
+            match receiver.await {
+                Ok(result) => result.map_err(Error::Flush),
+                Err(_) => Err(Error::Stopped),
+            }
+        }
+    }
+
+    /// Resolves once every installed store has loaded its saved data.
+    pub fn ready(&self) -> impl Future<Output = ()> + 'static {
+        let receiver = if self.inner.hydrating.get() == 0 {
+            None
+        } else {
+            let (sender, receiver) = oneshot::channel();
+            self.inner.ready_waiters.borrow_mut().push(sender);
+            Some(receiver)
+        };
+        async move {
+            if let Some(receiver) = receiver {
+                let _ = receiver.await;
+            }
+        }
+    }
+
+    /// Changes one slice's configuration at runtime (like the seed's `configurePersistence`).
+    /// Nothing changes when the patch is invalid.
+    pub fn configure(&self, slice: &str, patch: SliceConfigPatch) -> Result<(), ConfigError> {
+        let result = self.inner.engine.borrow_mut().configure_slice(clock::now(), slice, &patch);
+        self.inner.drive();
+        result
+    }
+
+    /// Starts persisting a slice again.
+    pub fn enable(&self, slice: &str) {
+        self.inner.engine.borrow_mut().enable_slice(clock::now(), slice);
+        self.inner.drive();
+    }
+
+    /// Stops persisting new changes of a slice (changes already queued are still written).
+    pub fn disable(&self, slice: &str) {
+        self.inner.engine.borrow_mut().disable_slice(clock::now(), slice);
+        self.inner.drive();
+    }
+
+    /// Changes the automatic sync configuration; takes effect at once.
+    pub fn configure_auto_sync(&self, patch: AutoSyncConfigPatch) -> Result<(), ConfigError> {
+        let result = self.inner.engine.borrow_mut().configure_auto_sync(clock::now(), &patch);
+        self.inner.drive();
+        result
+    }
+
+    /// The configuration a slice uses now.
+    pub fn slice_config(&self, slice: &str) -> SliceConfig {
+        self.inner.engine.borrow().slice_config(slice).clone()
+    }
+
+    /// Current metrics.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.engine.borrow().metrics().clone()
+    }
+
+    /// Calls `callback` with new metrics whenever they change, until the subscription is dropped.
+    pub fn subscribe_metrics(&self, callback: impl Fn(&MetricsSnapshot) + 'static) -> Subscription {
+        self.inner.metrics_subscribers.subscribe(callback)
+    }
+
+    /// Sets counters and history back to zero.
+    pub fn reset_metrics(&self) {
+        self.inner.engine.borrow_mut().reset_metrics();
+        self.inner.drive();
+    }
+
+    /// Current status.
+    pub fn status(&self) -> PersistStatus {
+        self.inner.status.borrow().clone()
+    }
+
+    /// Calls `callback` with the new status whenever it changes, until the subscription is
+    /// dropped.
+    pub fn subscribe_status(&self, callback: impl Fn(&PersistStatus) + 'static) -> Subscription {
+        self.inner.status_subscribers.subscribe(callback)
+    }
+
+    /// Counters of the local store (transactions committed, items written).
+    pub fn storage_stats(&self) -> LocalStoreStats {
+        self.inner.store.borrow().stats()
+    }
+
+    /// The local store in use.
+    pub fn local_store(&self) -> Rc<dyn LocalStore> {
+        self.inner.store.borrow().clone()
+    }
+
+    /// The database name.
+    pub fn database(&self) -> &str {
+        &self.inner.database
+    }
+
+    /// Queues a change of one item (what the yewdux listener does for you).
+    pub fn enqueue(&self, collection: &str, id: &str, change: Change) {
+        let key = ItemKey::new(collection, id);
+        self.inner.engine.borrow_mut().enqueue(clock::now(), key, change);
+        self.inner.drive();
+    }
+
+    pub(crate) fn enqueue_many(&self, changes: impl IntoIterator<Item = (ItemKey, Change)>) {
+        let now = clock::now();
+        {
+            let mut engine = self.inner.engine.borrow_mut();
+            for (key, change) in changes {
+                engine.enqueue(now, key, change);
+            }
+        }
+        self.inner.drive();
+    }
+
+    pub(crate) fn report_item_errors(&self, errors: Vec<ItemError>) {
+        if errors.is_empty() {
+            return;
+        }
+        self.inner.status.borrow_mut().push_item_errors(errors);
+        self.inner.schedule_notify();
+    }
+
+    pub(crate) fn report_error(&self, message: String) {
+        self.inner.status.borrow_mut().last_error = Some(message);
+        self.inner.schedule_notify();
+    }
+
+    /// Switches to memory storage because IndexedDB cannot be used.
+    pub(crate) fn fall_back_to_memory(&self, reason: String) {
+        *self.inner.store.borrow_mut() = Rc::new(MemoryStore::new());
+        let mut status = self.inner.status.borrow_mut();
+        status.storage = StorageKind::Memory;
+        status.storage_note = Some(format!("memory-only: {reason}"));
+        drop(status);
+        self.inner.schedule_notify();
+    }
+
+    pub(crate) fn begin_hydration(&self) {
+        let count = self.inner.hydrating.get();
+        if count == 0 {
+            self.inner.engine.borrow_mut().pause_writes();
+        }
+        self.inner.hydrating.set(count + 1);
+        self.inner.status.borrow_mut().ready = false;
+        self.inner.schedule_notify();
+    }
+
+    pub(crate) fn end_hydration(&self) {
+        let count = self.inner.hydrating.get().saturating_sub(1);
+        self.inner.hydrating.set(count);
+        if count == 0 {
+            self.inner.engine.borrow_mut().resume_writes(clock::now());
+            self.inner.status.borrow_mut().ready = true;
+            for waiter in self.inner.ready_waiters.borrow_mut().drain(..) {
+                let _ = waiter.send(());
+            }
+            self.inner.drive();
+            self.inner.schedule_notify();
+        }
+    }
+
+    pub(crate) fn register_applier(&self, collection: &str, applier: Applier) {
+        self.inner.appliers.borrow_mut().entry(collection.to_owned()).or_default().push(applier);
+    }
+}
+
+impl Inner {
+    /// Carries out every action the engine has, then re-arms the timer.
+    fn drive(self: &Rc<Self>) {
+        loop {
+            let action = self.engine.borrow_mut().poll_action();
+            let Some(action) = action else { break };
+            match action {
+                Action::Write(batch) => self.spawn_write(batch),
+                Action::FlushCompleted { id, result } => {
+                    if let Some(waiter) = self.flush_waiters.borrow_mut().remove(&id) {
+                        let _ = waiter.send(result);
+                    }
+                }
+                Action::StartSync { id, .. } => {
+                    // No remote is wired into this runtime yet: answer at once so the engine
+                    // keeps its pending count and does not wait forever.
+                    self.engine.borrow_mut().sync_finished(
+                        clock::now(),
+                        id,
+                        Err(SyncError::permanent("no remote server is configured")),
+                    );
+                }
+                Action::MetricsChanged => {
+                    self.metrics_dirty.set(true);
+                    self.schedule_notify();
+                }
+            }
+        }
+        self.refresh_status();
+        self.arm_timer();
+    }
+
+    fn spawn_write(self: &Rc<Self>, batch: WriteBatch) {
+        let inner = Rc::clone(self);
+        let store = self.store.borrow().clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = store.write_batch(&batch).await;
+            let now = clock::now();
+            match &result {
+                Ok(()) => {
+                    let mut status = inner.status.borrow_mut();
+                    status.last_error = None;
+                    status.last_saved_at = Some(clock::wall_millis(now));
+                    drop(status);
+                    if let Some(tabs) = inner.tabs.borrow().as_ref() {
+                        tabs.announce(&inner.tab_id, &batch);
+                    }
+                }
+                Err(error) => {
+                    inner.status.borrow_mut().last_error =
+                        Some(format!("saving {} failed: {error}", batch.collection));
+                }
+            }
+            inner.engine.borrow_mut().write_finished(
+                now,
+                batch.id,
+                result.map_err(WriteError::from),
+            );
+            inner.drive();
+            inner.schedule_notify();
+        });
+    }
+
+    fn arm_timer(self: &Rc<Self>) {
+        let next = self.engine.borrow().poll_timeout();
+        let mut timer = self.timer.borrow_mut();
+        match next {
+            None => *timer = None,
+            Some(deadline) => {
+                if matches!(&*timer, Some((armed, _)) if *armed == deadline) {
+                    return;
+                }
+                let delay = deadline.saturating_duration_since(clock::now());
+                // Round up so the engine is never woken a hair before its deadline.
+                let millis = delay.as_micros().div_ceil(1_000).min(u32::MAX as u128) as u32;
+                let weak = Rc::downgrade(self);
+                let timeout = Timeout::new(millis, move || {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.timer.borrow_mut().take();
+                        inner.engine.borrow_mut().tick(clock::now());
+                        inner.drive();
+                    }
+                });
+                *timer = Some((deadline, timeout));
+            }
+        }
+    }
+
+    fn refresh_status(self: &Rc<Self>) {
+        let engine = self.engine.borrow();
+        let queue_depth = engine.queue_depth();
+        let in_flight = engine.in_flight_ops();
+        let failed_keys: Vec<String> =
+            engine.failed_keys().iter().map(|failed| failed.key.to_string()).collect();
+        drop(engine);
+        let mut status = self.status.borrow_mut();
+        if status.queue_depth != queue_depth
+            || status.in_flight != in_flight
+            || status.failed_keys != failed_keys
+        {
+            status.queue_depth = queue_depth;
+            status.in_flight = in_flight;
+            status.failed_keys = failed_keys;
+            drop(status);
+            self.schedule_notify();
+        }
+    }
+
+    /// Tells subscribers in a later microtask, outside every borrow, once per burst.
+    fn schedule_notify(self: &Rc<Self>) {
+        if self.notify_scheduled.replace(true) {
+            return;
+        }
+        let weak = Rc::downgrade(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            let Some(inner) = weak.upgrade() else { return };
+            inner.notify_scheduled.set(false);
+            let status = inner.status.borrow().clone();
+            inner.status_subscribers.notify(&status);
+            if inner.metrics_dirty.replace(false) {
+                let metrics = inner.engine.borrow().metrics().clone();
+                inner.metrics_subscribers.notify(&metrics);
+            }
+        });
+    }
+
+    /// Flushes without waiting (page hide).
+    fn flush_now(self: &Rc<Self>) {
+        self.engine.borrow_mut().flush(clock::now());
+        self.drive();
+    }
+
+    /// Applies items another tab committed, skipping keys this tab is about to overwrite.
+    fn apply_from_other_tab(self: &Rc<Self>, collection: String, ids: Vec<String>) {
+        if !self.appliers.borrow().contains_key(&collection) {
+            return;
+        }
+        let ids: Vec<String> = {
+            let engine = self.engine.borrow();
+            let name: Arc<str> = Arc::from(collection.as_str());
+            ids.into_iter()
+                .filter(|id| !engine.is_pending(&ItemKey::new(Arc::clone(&name), id.as_str())))
+                .collect()
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let weak: Weak<Inner> = Rc::downgrade(self);
+        let store = self.store.borrow().clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let values = store.load_items(&collection, &ids).await;
+            let Some(inner) = weak.upgrade() else { return };
+            let values = match values {
+                Ok(values) => values,
+                Err(error) => {
+                    inner.status.borrow_mut().last_error =
+                        Some(format!("reading changes from another tab failed: {error}"));
+                    inner.schedule_notify();
+                    return;
+                }
+            };
+            // A change queued while reading wins over what the other tab wrote.
+            let changes: Vec<(String, Option<String>)> = {
+                let engine = inner.engine.borrow();
+                let name: Arc<str> = Arc::from(collection.as_str());
+                ids.into_iter()
+                    .zip(values)
+                    .filter(|(id, _)| {
+                        !engine.is_pending(&ItemKey::new(Arc::clone(&name), id.as_str()))
+                    })
+                    .collect()
+            };
+            let appliers = inner.appliers.borrow().get(&collection).cloned().unwrap_or_default();
+            let mut errors = Vec::new();
+            for applier in appliers {
+                errors.extend(applier(&changes));
+            }
+            if !errors.is_empty() {
+                inner.status.borrow_mut().push_item_errors(errors);
+                inner.schedule_notify();
+            }
+        });
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Timers and listeners are dropped with their fields; waiters learn the runtime stopped.
+        self.flush_waiters.borrow_mut().clear();
+        self.ready_waiters.borrow_mut().clear();
+    }
+}

@@ -1,0 +1,140 @@
+//! [`PersistOptions`]: how the runtime is set up (database, storage, slice config).
+
+use std::fmt;
+use std::rc::Rc;
+
+use crate::config::{PersistConfig, SliceConfig};
+use crate::local::{LocalStore, MigrationHook};
+
+/// Database name used when the app does not choose one.
+pub const DEFAULT_DATABASE: &str = "yewdux-persist";
+
+/// How a [`Persistence`](crate::Persistence) runtime is set up.
+///
+/// ```
+/// use std::time::Duration;
+/// use yewdux_persist::{PersistOptions, SliceConfig};
+///
+/// let options = PersistOptions::new("my-app")
+///     .slice("files", SliceConfig { debounce: Duration::from_millis(500), ..SliceConfig::default() })
+///     .slice("settings", SliceConfig { sync_to_remote: false, ..SliceConfig::default() });
+/// ```
+#[derive(Clone)]
+pub struct PersistOptions {
+    pub(crate) database: String,
+    pub(crate) database_version: u32,
+    pub(crate) memory_only: bool,
+    pub(crate) custom_store: Option<Rc<dyn LocalStore>>,
+    pub(crate) config: PersistConfig,
+    pub(crate) broadcast: bool,
+    pub(crate) flush_on_page_hide: bool,
+    pub(crate) migration: Option<MigrationHook>,
+    pub(crate) rng_seed: Option<u64>,
+}
+
+impl fmt::Debug for PersistOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PersistOptions")
+            .field("database", &self.database)
+            .field("database_version", &self.database_version)
+            .field("memory_only", &self.memory_only)
+            .field("custom_store", &self.custom_store)
+            .field("config", &self.config)
+            .field("broadcast", &self.broadcast)
+            .field("flush_on_page_hide", &self.flush_on_page_hide)
+            .field("migration", &self.migration.is_some())
+            .finish()
+    }
+}
+
+impl Default for PersistOptions {
+    fn default() -> Self {
+        Self::new(DEFAULT_DATABASE)
+    }
+}
+
+impl PersistOptions {
+    /// Options for the IndexedDB database `database`, with the seed's defaults (300 ms debounce,
+    /// batches of 10, 2 s max wait). Automatic sync is off until a remote is configured.
+    pub fn new(database: impl Into<String>) -> Self {
+        let mut config = PersistConfig::default();
+        config.auto_sync.enabled = false;
+        Self {
+            database: database.into(),
+            database_version: 1,
+            memory_only: false,
+            custom_store: None,
+            config,
+            broadcast: true,
+            flush_on_page_hide: true,
+            migration: None,
+            rng_seed: None,
+        }
+    }
+
+    /// The lowest IndexedDB version to open (bump it to run your migration hook). The runtime
+    /// raises the version by itself when it must create object stores for new collections.
+    pub fn database_version(mut self, version: u32) -> Self {
+        self.database_version = version.max(1);
+        self
+    }
+
+    /// Keeps everything in memory (nothing survives a reload).
+    pub fn memory_only(mut self) -> Self {
+        self.memory_only = true;
+        self
+    }
+
+    /// Uses your own [`LocalStore`] (for example a wrapper that injects failures in tests).
+    pub fn local_store(mut self, store: Rc<dyn LocalStore>) -> Self {
+        self.custom_store = Some(store);
+        self
+    }
+
+    /// Replaces the whole engine configuration.
+    pub fn config(mut self, config: PersistConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets one slice's (collection's) configuration.
+    pub fn slice(mut self, name: impl Into<String>, slice: SliceConfig) -> Self {
+        self.config.slices.insert(name.into(), slice);
+        self
+    }
+
+    /// Sets the configuration of collections without their own [`slice`](Self::slice).
+    pub fn default_slice(mut self, slice: SliceConfig) -> Self {
+        self.config.default_slice = slice;
+        self
+    }
+
+    /// Whether tabs tell each other of committed changes over a `BroadcastChannel` (default on).
+    pub fn broadcast(mut self, on: bool) -> Self {
+        self.broadcast = on;
+        self
+    }
+
+    /// Whether the queue is flushed when the page is hidden or left (default on).
+    pub fn flush_on_page_hide(mut self, on: bool) -> Self {
+        self.flush_on_page_hide = on;
+        self
+    }
+
+    /// Runs `hook` inside every IndexedDB schema upgrade.
+    pub fn migration(mut self, hook: MigrationHook) -> Self {
+        self.migration = Some(hook);
+        self
+    }
+
+    /// Seeds the engine's jitter (for reproducible tests); random by default.
+    pub fn rng_seed(mut self, seed: u64) -> Self {
+        self.rng_seed = Some(seed);
+        self
+    }
+
+    /// The database name.
+    pub fn database_name(&self) -> &str {
+        &self.database
+    }
+}

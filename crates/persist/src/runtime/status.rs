@@ -1,0 +1,57 @@
+//! [`PersistStatus`]: what the runtime is doing, for the app and the dashboard.
+
+use serde::Serialize;
+
+use crate::local::StorageKind;
+use crate::parts::ItemError;
+
+/// Most recent item errors kept in [`PersistStatus::item_errors`].
+pub(crate) const MAX_ITEM_ERRORS: usize = 50;
+
+/// The runtime's state, as shown to users. Get it with `Persistence::status`; subscribe with
+/// `Persistence::subscribe_status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersistStatus {
+    /// `true` once every installed store has loaded its saved data (show a loading state until
+    /// then instead of flashing defaults).
+    pub ready: bool,
+    /// Where data is kept.
+    pub storage: StorageKind,
+    /// Why storage is memory-only, when IndexedDB could not be used.
+    pub storage_note: Option<String>,
+    /// The last storage error, cleared by the next successful write.
+    pub last_error: Option<String>,
+    /// Items that could not be serialised or read back (most recent last; the stored data is
+    /// left untouched).
+    pub item_errors: Vec<ItemError>,
+    /// Changes waiting to be written.
+    pub queue_depth: usize,
+    /// Changes being written now.
+    pub in_flight: usize,
+    /// Keys whose last write failed permanently (`collection:id`); retried by the next flush.
+    pub failed_keys: Vec<String>,
+    /// Wall-clock epoch milliseconds of the last successful local write.
+    pub last_saved_at: Option<f64>,
+}
+
+impl PersistStatus {
+    pub(crate) fn new(storage: StorageKind) -> Self {
+        Self {
+            ready: true,
+            storage,
+            storage_note: None,
+            last_error: None,
+            item_errors: Vec::new(),
+            queue_depth: 0,
+            in_flight: 0,
+            failed_keys: Vec::new(),
+            last_saved_at: None,
+        }
+    }
+
+    pub(crate) fn push_item_errors(&mut self, errors: impl IntoIterator<Item = ItemError>) {
+        self.item_errors.extend(errors);
+        let excess = self.item_errors.len().saturating_sub(MAX_ITEM_ERRORS);
+        self.item_errors.drain(..excess);
+    }
+}

@@ -1,0 +1,577 @@
+//! The browser runtime end to end, in headless Chromium: a real yewdux store, real IndexedDB,
+//! real timers, BroadcastChannel and page-lifecycle events.
+#![cfg(target_arch = "wasm32")]
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+use yewdux::{Context, Dispatch};
+use yewdux_persist::local::{LocalStore, MemoryStore, StorageKind, StoreError};
+use yewdux_persist::{
+    Collection, Error, Parts, Persist, PersistOptions, Persistence, RetryPolicy, SliceConfig,
+};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct File {
+    name: String,
+    content: String,
+}
+
+fn file(name: &str, content: &str) -> File {
+    File { name: name.into(), content: content.into() }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+struct Settings {
+    theme: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Workspace {
+    files: Collection<File>,
+    settings: Settings,
+    /// Not persisted.
+    selected: Option<String>,
+}
+
+impl Persist for Workspace {
+    fn parts(parts: &mut Parts<Self>) {
+        parts.collection("files", |s| &s.files, |s| &mut s.files).singleton(
+            "settings",
+            |s| &s.settings,
+            |s| &mut s.settings,
+        );
+    }
+}
+
+impl yewdux::store::Store for Workspace {
+    fn new(cx: &Context) -> Self {
+        yewdux_persist::install(cx, Self::default())
+    }
+    fn should_notify(&self, old: &Self) -> bool {
+        self != old
+    }
+}
+
+/// A store whose defaults hold an item, to prove saved data wins over defaults.
+#[derive(Debug, Clone, PartialEq)]
+struct Seeded {
+    files: Collection<File>,
+}
+
+impl Default for Seeded {
+    fn default() -> Self {
+        Self { files: [("welcome", file("welcome.md", "default"))].into_iter().collect() }
+    }
+}
+
+impl Persist for Seeded {
+    fn parts(parts: &mut Parts<Self>) {
+        parts.collection("seeded", |s| &s.files, |s| &mut s.files);
+    }
+}
+
+impl yewdux::store::Store for Seeded {
+    fn new(cx: &Context) -> Self {
+        yewdux_persist::install(cx, Self::default())
+    }
+    fn should_notify(&self, old: &Self) -> bool {
+        self != old
+    }
+}
+
+fn unique(name: &str) -> String {
+    format!("{name}-{}", (js_sys::Math::random() * 1e12) as u64)
+}
+
+fn start(cx: &Context, options: PersistOptions) -> Persistence {
+    yewdux_persist::configure(cx, options).expect("configure")
+}
+
+/// A dispatch of `S` whose store exists (yewdux creates stores lazily, on first use).
+fn open<S: Persist>(cx: &Context) -> Dispatch<S> {
+    let dispatch = Dispatch::<S>::new(cx);
+    dispatch.get();
+    dispatch
+}
+
+async fn sleep_ms(ms: u32) {
+    gloo_timers::future::TimeoutFuture::new(ms).await;
+}
+
+/// Polls `condition` every 10 ms for up to `timeout_ms`.
+async fn wait_until(timeout_ms: u32, mut condition: impl FnMut() -> bool) -> bool {
+    for _ in 0..timeout_ms / 10 {
+        if condition() {
+            return true;
+        }
+        sleep_ms(10).await;
+    }
+    condition()
+}
+
+/// Reads one collection straight from IndexedDB with a fresh store (a second connection).
+async fn stored(database: &str, collection: &str) -> Vec<(String, String)> {
+    let store = yewdux_persist::local::IndexedDbStore::new(database, 1);
+    store.prepare(&[collection.to_owned()]).await.expect("prepare");
+    let items = store.load_all(collection).await.expect("load");
+    items.into_iter().map(|item| (item.id, item.json)).collect()
+}
+
+#[wasm_bindgen_test]
+async fn puts_and_deletes_round_trip_and_come_back_after_reopening() {
+    let database = unique("round-trip");
+    {
+        let cx = Context::new();
+        let persistence = start(&cx, PersistOptions::new(&database));
+        let dispatch = open::<Workspace>(&cx);
+        persistence.ready().await;
+        dispatch.reduce_mut(|w| {
+            w.files.insert("a.rs", file("a.rs", "fn a() {}"));
+            w.files.insert("b.rs", file("b.rs", "fn b() {}"));
+            w.files.insert("dir/c:d.rs", file("c.rs", "ünïcode ✓"));
+            w.settings.theme = "dark".into();
+            w.selected = Some("a.rs".into());
+        });
+        dispatch.reduce_mut(|w| {
+            w.files.remove("b.rs");
+            w.files.update("a.rs", |f| f.content = "fn a() { 1 }".into());
+        });
+        persistence.flush().await.expect("flush");
+        assert_eq!(persistence.status().last_error, None);
+        yewdux_persist::shutdown(&cx);
+    }
+
+    let cx = Context::new();
+    let persistence = start(&cx, PersistOptions::new(&database));
+    let dispatch = open::<Workspace>(&cx);
+    assert!(!persistence.status().ready, "not ready before the saved data is loaded");
+    // A change made while loading is applied over the loaded data, not lost.
+    dispatch.reduce_mut(|w| {
+        w.files.insert("early.rs", file("early.rs", "typed during load"));
+    });
+    persistence.ready().await;
+    let state = dispatch.get();
+    assert_eq!(state.files.ids().collect::<Vec<_>>(), ["a.rs", "dir/c:d.rs", "early.rs"]);
+    assert_eq!(state.files.get("a.rs"), Some(&file("a.rs", "fn a() { 1 }")));
+    assert_eq!(state.files.get("dir/c:d.rs"), Some(&file("c.rs", "ünïcode ✓")));
+    assert_eq!(state.settings.theme, "dark");
+    assert_eq!(state.selected, None, "fields outside the parts are not persisted");
+    assert_eq!(persistence.status().storage, StorageKind::IndexedDb);
+    persistence.flush().await.expect("flush");
+    let saved = stored(&database, "files").await;
+    assert_eq!(saved.len(), 3, "the early change is saved too: {saved:?}");
+}
+
+#[wasm_bindgen_test]
+async fn each_batch_is_one_transaction() {
+    let cx = Context::new();
+    let persistence = start(&cx, PersistOptions::new(unique("batches")));
+    let dispatch = open::<Workspace>(&cx);
+    persistence.ready().await;
+    let before = persistence.storage_stats();
+    dispatch.reduce_mut(|w| {
+        for i in 0..25 {
+            w.files.insert(format!("f{i:02}"), file("f", &i.to_string()));
+        }
+    });
+    persistence.flush().await.expect("flush");
+    let after = persistence.storage_stats();
+    assert_eq!(after.write_transactions - before.write_transactions, 3, "25 ops, batches of 10");
+    assert_eq!(after.items_written - before.items_written, 25);
+}
+
+#[wasm_bindgen_test]
+async fn a_hundred_updates_of_one_key_in_the_debounce_window_make_one_write() {
+    let database = unique("debounce");
+    let cx = Context::new();
+    let persistence = start(&cx, PersistOptions::new(&database));
+    let dispatch = open::<Workspace>(&cx);
+    persistence.ready().await;
+    let before = persistence.storage_stats();
+    for i in 0..100 {
+        dispatch.reduce_mut(|w| {
+            w.files.insert("typing.rs", file("typing.rs", &format!("version {i}")));
+        });
+    }
+    assert_eq!(persistence.storage_stats(), before, "nothing is written inside the window");
+    assert!(
+        wait_until(2_000, || persistence.storage_stats().write_transactions
+            > before.write_transactions)
+        .await
+    );
+    sleep_ms(400).await; // a second write would have happened by now
+    let after = persistence.storage_stats();
+    assert_eq!(after.write_transactions - before.write_transactions, 1);
+    assert_eq!(after.items_written - before.items_written, 1);
+    assert_eq!(persistence.metrics().coalesced, 99);
+    let saved = stored(&database, "files").await;
+    assert_eq!(saved.len(), 1);
+    assert!(saved[0].1.contains("version 99"), "{saved:?}");
+}
+
+#[wasm_bindgen_test]
+async fn hydration_never_overwrites_saved_data_with_defaults() {
+    let database = unique("hydrate");
+    {
+        let cx = Context::new();
+        let persistence = start(&cx, PersistOptions::new(&database));
+        let dispatch = open::<Seeded>(&cx);
+        persistence.ready().await;
+        // First run: the default item is saved, then edited.
+        dispatch.reduce_mut(|s| {
+            s.files.update("welcome", |f| f.content = "edited".into());
+        });
+        persistence.flush().await.expect("flush");
+        yewdux_persist::shutdown(&cx);
+    }
+    {
+        let cx = Context::new();
+        let persistence = start(&cx, PersistOptions::new(&database));
+        let dispatch = open::<Seeded>(&cx);
+        persistence.ready().await;
+        assert_eq!(dispatch.get().files.get("welcome").unwrap().content, "edited");
+        persistence.flush().await.expect("flush");
+        let saved = stored(&database, "seeded").await;
+        assert!(saved[0].1.contains("edited"), "saved data must survive: {saved:?}");
+        // Deleting every item must stick: the defaults do not come back on the next start.
+        dispatch.reduce_mut(|s| s.files.clear());
+        persistence.flush().await.expect("flush");
+        yewdux_persist::shutdown(&cx);
+    }
+    let cx = Context::new();
+    let persistence = start(&cx, PersistOptions::new(&database));
+    let dispatch = open::<Seeded>(&cx);
+    persistence.ready().await;
+    assert!(dispatch.get().files.is_empty(), "deleted defaults stay deleted");
+}
+
+#[wasm_bindgen_test]
+async fn unreadable_saved_items_are_reported_and_kept() {
+    let database = unique("unreadable");
+    {
+        let cx = Context::new();
+        let persistence = start(&cx, PersistOptions::new(&database));
+        open::<Workspace>(&cx);
+        persistence.ready().await;
+        // A record of another shape (e.g. written by an older app version).
+        persistence.enqueue(
+            "files",
+            "old.rs",
+            yewdux_persist::engine::Change::put(r#"{"title":1}"#),
+        );
+        persistence.enqueue(
+            "files",
+            "ok.rs",
+            yewdux_persist::engine::Change::put(r#"{"name":"ok.rs","content":""}"#),
+        );
+        persistence.flush().await.expect("flush");
+        yewdux_persist::shutdown(&cx);
+    }
+    let cx = Context::new();
+    let persistence = start(&cx, PersistOptions::new(&database));
+    let dispatch = open::<Workspace>(&cx);
+    persistence.ready().await;
+    assert_eq!(dispatch.get().files.ids().collect::<Vec<_>>(), ["ok.rs"]);
+    let errors = persistence.status().item_errors;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].id, "old.rs");
+    // Editing other items never deletes the unreadable record.
+    dispatch.reduce_mut(|w| w.files.clear());
+    persistence.flush().await.expect("flush");
+    let saved = stored(&database, "files").await;
+    assert_eq!(saved.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["old.rs"]);
+}
+
+fn fast_retry_options(store: Rc<MemoryStore>) -> PersistOptions {
+    let mut options = PersistOptions::new(unique("failing")).local_store(store);
+    options = options.config({
+        let mut config = yewdux_persist::PersistConfig::default();
+        config.auto_sync.enabled = false;
+        config.write_retry = RetryPolicy {
+            initial: Duration::from_millis(20),
+            multiplier: 2.0,
+            max: Duration::from_millis(100),
+            jitter: 0.0,
+        };
+        config
+    });
+    options
+}
+
+#[wasm_bindgen_test]
+async fn a_failing_store_keeps_data_queued_and_reports_the_error() {
+    let store = Rc::new(MemoryStore::new());
+    let cx = Context::new();
+    let persistence = start(&cx, fast_retry_options(Rc::clone(&store)));
+    let dispatch = open::<Workspace>(&cx);
+    persistence.ready().await;
+    store.fail_next_writes(3, StoreError::QuotaExceeded("the quota has been exceeded".into()));
+    dispatch.reduce_mut(|w| {
+        w.files.insert("big.bin", file("big.bin", "lots"));
+    });
+    let error = persistence.flush().await.expect_err("the first write fails");
+    assert!(matches!(error, Error::Flush(_)), "{error}");
+    let status = persistence.status();
+    assert!(status.last_error.as_deref().unwrap_or("").contains("quota"), "{status:?}");
+    assert_eq!(status.queue_depth + status.in_flight, 1, "the change stays queued: {status:?}");
+    assert!(store.snapshot("files").is_empty());
+    assert!(persistence.metrics().failed_ops >= 1);
+
+    // Backoff retries succeed once the store works again; nothing was dropped.
+    assert!(wait_until(3_000, || store.snapshot("files").contains_key("big.bin")).await);
+    assert!(wait_until(500, || persistence.status().last_error.is_none()).await);
+    assert_eq!(persistence.status().queue_depth, 0);
+}
+
+/// A store whose `prepare` fails as if IndexedDB were unavailable (some private modes).
+#[derive(Debug)]
+struct Unavailable(MemoryStore);
+
+impl LocalStore for Unavailable {
+    fn kind(&self) -> StorageKind {
+        StorageKind::IndexedDb
+    }
+    fn prepare<'a>(
+        &'a self,
+        _: &'a [String],
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Err(StoreError::Unavailable("IndexedDB is disabled".into())) })
+    }
+    fn write_batch<'a>(
+        &'a self,
+        batch: &'a yewdux_persist::engine::WriteBatch,
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        self.0.write_batch(batch)
+    }
+    fn load_all<'a>(
+        &'a self,
+        collection: &'a str,
+    ) -> yewdux_persist::local::LocalFuture<
+        'a,
+        Result<Vec<yewdux_persist::local::StoredItem>, StoreError>,
+    > {
+        self.0.load_all(collection)
+    }
+    fn load_items<'a>(
+        &'a self,
+        collection: &'a str,
+        ids: &'a [String],
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<Vec<Option<String>>, StoreError>> {
+        self.0.load_items(collection, ids)
+    }
+    fn get_meta<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<Option<String>, StoreError>> {
+        self.0.get_meta(key)
+    }
+    fn set_meta<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        self.0.set_meta(key, value)
+    }
+    fn outbox<'a>(
+        &'a self,
+        limit: usize,
+    ) -> yewdux_persist::local::LocalFuture<
+        'a,
+        Result<Vec<yewdux_persist::local::OutboxEntry>, StoreError>,
+    > {
+        self.0.outbox(limit)
+    }
+    fn outbox_len(&self) -> yewdux_persist::local::LocalFuture<'_, Result<usize, StoreError>> {
+        self.0.outbox_len()
+    }
+    fn stats(&self) -> yewdux_persist::local::LocalStoreStats {
+        self.0.stats()
+    }
+}
+
+#[wasm_bindgen_test]
+async fn without_indexeddb_the_app_keeps_working_in_memory_and_says_so() {
+    let cx = Context::new();
+    let options = PersistOptions::new(unique("unavailable"))
+        .local_store(Rc::new(Unavailable(MemoryStore::new())));
+    let persistence = start(&cx, options);
+    let dispatch = open::<Workspace>(&cx);
+    persistence.ready().await;
+    let status = persistence.status();
+    assert_eq!(status.storage, StorageKind::Memory);
+    assert!(status.storage_note.unwrap().contains("IndexedDB is disabled"));
+    dispatch.reduce_mut(|w| {
+        w.files.insert("a", file("a", "b"));
+    });
+    persistence.flush().await.expect("memory writes work");
+    assert_eq!(persistence.storage_stats().items_written, 1);
+}
+
+#[wasm_bindgen_test]
+async fn two_contexts_see_each_others_changes_through_broadcast_channel() {
+    let database = unique("tabs");
+    let (cx_a, cx_b) = (Context::new(), Context::new());
+    let (tab_a, tab_b) = (
+        start(&cx_a, PersistOptions::new(&database)),
+        start(&cx_b, PersistOptions::new(&database)),
+    );
+    let (a, b) = (open::<Workspace>(&cx_a), open::<Workspace>(&cx_b));
+    tab_a.ready().await;
+    tab_b.ready().await;
+
+    a.reduce_mut(|w| {
+        w.files.insert("shared.rs", file("shared.rs", "from a"));
+    });
+    tab_a.flush().await.expect("flush a");
+    assert!(
+        wait_until(2_000, || b.get().files.get("shared.rs").map(|f| f.content.as_str())
+            == Some("from a"))
+        .await,
+        "tab b never saw tab a's change"
+    );
+
+    b.reduce_mut(|w| {
+        w.files.update("shared.rs", |f| f.content = "from b".into());
+        w.settings.theme = "solarized".into();
+    });
+    tab_b.flush().await.expect("flush b");
+    assert!(
+        wait_until(2_000, || {
+            let state = a.get();
+            state.files.get("shared.rs").map(|f| f.content.as_str()) == Some("from b")
+                && state.settings.theme == "solarized"
+        })
+        .await,
+        "tab a never saw tab b's change"
+    );
+
+    b.reduce_mut(|w| {
+        w.files.remove("shared.rs");
+    });
+    tab_b.flush().await.expect("flush b");
+    assert!(wait_until(2_000, || a.get().files.is_empty()).await, "delete did not reach tab a");
+    // Applying another tab's change is not written again.
+    sleep_ms(400).await;
+    assert_eq!(tab_a.storage_stats().write_transactions, 1);
+}
+
+fn set_visibility(state: Option<&str>) {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let key = JsValue::from_str("visibilityState");
+    match state {
+        Some(state) => {
+            let descriptor = js_sys::Object::new();
+            js_sys::Reflect::set(&descriptor, &"value".into(), &state.into()).unwrap();
+            js_sys::Reflect::set(&descriptor, &"configurable".into(), &true.into()).unwrap();
+            js_sys::Object::define_property(&document, &key, &descriptor);
+        }
+        None => {
+            js_sys::Reflect::delete_property(&document, &key).unwrap();
+        }
+    }
+}
+
+fn slow_debounce(database: String) -> PersistOptions {
+    PersistOptions::new(database).default_slice(SliceConfig {
+        debounce: Duration::from_secs(10),
+        max_wait: Duration::from_secs(20),
+        ..SliceConfig::default()
+    })
+}
+
+#[wasm_bindgen_test]
+async fn hiding_the_page_flushes_at_once() {
+    let database = unique("hidden");
+    let cx = Context::new();
+    let persistence = start(&cx, slow_debounce(database.clone()));
+    let dispatch = open::<Workspace>(&cx);
+    persistence.ready().await;
+    dispatch.reduce_mut(|w| {
+        w.files.insert("draft.md", file("draft.md", "unsaved words"));
+    });
+    sleep_ms(50).await;
+    assert_eq!(persistence.storage_stats().write_transactions, 0, "still debouncing");
+
+    // Visible → visibilitychange does nothing.
+    let document = web_sys::window().unwrap().document().unwrap();
+    document.dispatch_event(&web_sys::Event::new("visibilitychange").unwrap()).unwrap();
+    sleep_ms(50).await;
+    assert_eq!(persistence.storage_stats().write_transactions, 0);
+
+    set_visibility(Some("hidden"));
+    document.dispatch_event(&web_sys::Event::new("visibilitychange").unwrap()).unwrap();
+    set_visibility(None);
+    assert!(wait_until(1_000, || persistence.storage_stats().write_transactions == 1).await);
+    assert_eq!(stored(&database, "files").await.len(), 1);
+
+    // pagehide flushes too.
+    dispatch.reduce_mut(|w| {
+        w.files.insert("second.md", file("second.md", "more"));
+    });
+    let window = web_sys::window().unwrap();
+    window.dispatch_event(&web_sys::Event::new("pagehide").unwrap()).unwrap();
+    assert!(wait_until(1_000, || persistence.storage_stats().write_transactions == 2).await);
+}
+
+#[wasm_bindgen_test]
+async fn shutdown_stops_timers_and_listeners() {
+    let store = Rc::new(MemoryStore::new());
+    let cx = Context::new();
+    let persistence = start(
+        &cx,
+        slow_debounce(unique("stopped")).local_store(Rc::clone(&store) as Rc<dyn LocalStore>),
+    );
+    let dispatch = open::<Workspace>(&cx);
+    persistence.ready().await;
+    yewdux_persist::shutdown(&cx);
+    drop(persistence);
+
+    dispatch.reduce_mut(|w| {
+        w.files.insert("late.md", file("late.md", "after shutdown"));
+    });
+    window_event("pagehide");
+    sleep_ms(100).await;
+    assert_eq!(store.stats().write_transactions, 0, "a stopped runtime writes nothing");
+}
+
+fn window_event(name: &str) {
+    web_sys::window().unwrap().dispatch_event(&web_sys::Event::new(name).unwrap()).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn configure_after_start_is_refused_and_slices_can_be_disabled() {
+    let store = Rc::new(MemoryStore::new());
+    let cx = Context::new();
+    let persistence = start(
+        &cx,
+        PersistOptions::new(unique("slices")).local_store(Rc::clone(&store) as Rc<dyn LocalStore>),
+    );
+    assert!(matches!(
+        yewdux_persist::configure(&cx, PersistOptions::default()),
+        Err(Error::AlreadyStarted)
+    ));
+    let dispatch = open::<Workspace>(&cx);
+    persistence.ready().await;
+    persistence.disable("files");
+    dispatch.reduce_mut(|w| {
+        w.files.insert("ignored", file("ignored", ""));
+        w.settings.theme = "kept".into();
+    });
+    persistence.flush().await.expect("flush");
+    assert!(store.snapshot("files").is_empty());
+    assert_eq!(store.snapshot("settings").len(), 1);
+    persistence.enable("files");
+    dispatch.reduce_mut(|w| {
+        w.files.insert("saved", file("saved", ""));
+    });
+    persistence.flush().await.expect("flush");
+    assert_eq!(store.snapshot("files").keys().collect::<Vec<_>>(), ["saved"]);
+    let patch = yewdux_persist::SliceConfigPatch { batch_size: Some(0), ..Default::default() };
+    assert!(persistence.configure("files", patch).is_err(), "batch size 0 is refused");
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `make test`: installs what is missing, then runs every check and test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+start=$(date +%s)
+step() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+
+step "setup"
+scripts/setup.sh test
+
+step "format"
+cargo fmt --all --check
+
+step "clippy (native)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "clippy (wasm32)"
+cargo clippy --target wasm32-unknown-unknown -p yewdux-persist -p persist-app --all-targets --locked -- -D warnings
+
+step "rustdoc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+RUSTDOCFLAGS="-D warnings --cfg=web_sys_unstable_apis" \
+    cargo doc --target wasm32-unknown-unknown -p yewdux-persist --no-deps --locked
+
+step "native tests"
+cargo test --workspace --exclude persist-server --locked
+
+step "server tests (SQLite and PostgreSQL)"
+if [ -x scripts/server-test.sh ]; then
+    scripts/server-test.sh
+else
+    cargo test -p persist-server --locked
+fi
+
+step "browser tests (headless Chromium)"
+(cd crates/persist && wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER" --mode no-install -- --locked)
+
+step "done"
