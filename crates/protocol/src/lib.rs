@@ -33,10 +33,12 @@ mod record;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use hlc::Hlc;
-pub use key::{seed_key, split_seed_key, validate_item_key, KeyError, MAX_COLLECTION_LEN, MAX_ID_LEN};
+pub use key::{
+    seed_key, split_seed_key, validate_item_key, KeyError, MAX_COLLECTION_LEN, MAX_ID_LEN,
+};
 pub use messages::{
-    EventMessage, ExportResponse, HealthResponse, ImportItem, ImportRequest, ImportResponse,
-    PullQuery, PullResponse, PushOp, PushOutcome, PushRequest, PushResponse, PushResult,
-    StatsResponse, DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PUSH_OPS,
+    DevConfig, EventMessage, ExportResponse, HealthResponse, ImportItem, ImportRequest,
+    ImportResponse, PullQuery, PullResponse, PushOp, PushOutcome, PushRequest, PushResponse,
+    PushResult, StatsResponse, DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PUSH_OPS,
 };
 pub use record::{OpId, Record, Revision};

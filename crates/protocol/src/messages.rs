@@ -11,6 +11,7 @@
 //! | `GET /v1/events` | — | server-sent events, each `data:` an [`EventMessage`] |
 //! | `GET /v1/stats` | — | [`StatsResponse`] |
 //! | `GET /health` | — | [`HealthResponse`] |
+//! | `GET /dev-config.json` (`--dev` only) | — | [`DevConfig`] |
 
 use std::collections::BTreeMap;
 
@@ -238,6 +239,16 @@ pub struct StatsResponse {
     pub collections: BTreeMap<String, u64>,
 }
 
+/// `GET /dev-config.json`, served only by `persist-server serve --dev` (loopback only): the
+/// development token the app uses when it was given none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevConfig {
+    /// A bearer token of `user`.
+    pub token: String,
+    /// The user (namespace) of the token, `"dev"`.
+    pub user: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,18 +256,15 @@ mod tests {
 
     #[test]
     fn push_result_wire_form_is_flat_and_tagged() {
-        let result = PushResult {
-            op_id: OpId::new("o1"),
-            outcome: PushOutcome::Applied { revision: 7 },
-        };
+        let result =
+            PushResult { op_id: OpId::new("o1"), outcome: PushOutcome::Applied { revision: 7 } };
         assert_eq!(
             serde_json::to_value(&result).unwrap(),
             json!({"op_id": "o1", "status": "applied", "revision": 7})
         );
-        let conflict: PushResult = serde_json::from_value(
-            json!({"op_id": "o2", "status": "conflict", "current": null}),
-        )
-        .unwrap();
+        let conflict: PushResult =
+            serde_json::from_value(json!({"op_id": "o2", "status": "conflict", "current": null}))
+                .unwrap();
         assert_eq!(conflict.outcome, PushOutcome::Conflict { current: None });
     }
 

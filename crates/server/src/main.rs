@@ -1,2 +1,5 @@
-//! The persist-server binary.
-fn main() {}
+//! The persist-server binary; see `persist-server --help`.
+
+fn main() -> std::process::ExitCode {
+    persist_server::cli::main()
+}

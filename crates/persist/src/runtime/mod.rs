@@ -17,7 +17,8 @@ use gloo_timers::callback::Timeout;
 
 use crate::config::{AutoSyncConfigPatch, ConfigError, SliceConfig, SliceConfigPatch};
 use crate::engine::{
-    Action, Change, Engine, FlushError, FlushId, ItemKey, SyncError, WriteBatch, WriteError,
+    Action, AutoSyncStatus, Change, Engine, FlushError, FlushId, ItemKey, SyncError, WriteBatch,
+    WriteError,
 };
 use crate::error::Error;
 use crate::local::{IndexedDbStore, LocalStore, LocalStoreStats, MemoryStore, StorageKind};
@@ -46,6 +47,13 @@ pub(crate) type Applier = Rc<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemErro
 #[derive(Clone)]
 pub struct Persistence {
     inner: Rc<Inner>,
+}
+
+impl PartialEq for Persistence {
+    /// Two handles are equal when they drive the same runtime.
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
 }
 
 impl fmt::Debug for Persistence {
@@ -215,6 +223,16 @@ impl Persistence {
     pub fn reset_metrics(&self) {
         self.inner.engine.borrow_mut().reset_metrics();
         self.inner.drive();
+    }
+
+    /// Automatic sync status: pending changes, last and next sync.
+    pub fn auto_sync_status(&self) -> AutoSyncStatus {
+        self.inner.engine.borrow().auto_sync_status(clock::now())
+    }
+
+    /// Wall-clock epoch milliseconds of an engine instant (metrics carry engine instants).
+    pub fn wall_time(&self, at: Time) -> f64 {
+        clock::wall_millis(at)
     }
 
     /// Current status.

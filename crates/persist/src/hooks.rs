@@ -1,0 +1,109 @@
+//! [`use_persistence`]: the runtime's status and metrics in a Yew component.
+
+use std::rc::Rc;
+
+use yew::prelude::*;
+
+use crate::engine::AutoSyncStatus;
+use crate::metrics::MetricsSnapshot;
+use crate::runtime::{PersistStatus, Persistence};
+
+/// What [`use_persistence`] returns: a snapshot that re-renders the component when it changes,
+/// and the runtime handle to act on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsePersistence {
+    /// Storage, readiness, queue and errors.
+    pub status: Rc<PersistStatus>,
+    /// Totals, durations, history.
+    pub metrics: Rc<MetricsSnapshot>,
+    /// Automatic sync: pending changes, next sync.
+    pub auto_sync: AutoSyncStatus,
+    /// The runtime, to flush, configure, enable or disable slices.
+    pub persistence: Persistence,
+}
+
+impl UsePersistence {
+    /// Flushes in the background; failures show in `status`.
+    pub fn flush(&self) {
+        let flush = self.persistence.flush();
+        wasm_bindgen_futures::spawn_local(async move {
+            // The outcome is visible in the status (last_error, failed_keys).
+            let _ = flush.await;
+        });
+    }
+
+    /// Share of successful local write ops, in percent (100 when nothing was written yet).
+    pub fn success_rate(&self) -> f64 {
+        let metrics = &self.metrics;
+        if metrics.total_ops == 0 {
+            100.0
+        } else {
+            metrics.successful_ops as f64 * 100.0 / metrics.total_ops as f64
+        }
+    }
+}
+
+#[hook]
+fn use_yewdux_context() -> yewdux::Context {
+    let provided = use_context::<yewdux::Context>();
+    #[cfg(target_arch = "wasm32")]
+    {
+        provided.unwrap_or_else(yewdux::Context::global)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        provided.expect("use_persistence needs a YewduxRoot outside the browser")
+    }
+}
+
+/// The persistence runtime of the component's yewdux context, with live status and metrics.
+///
+/// ```no_run
+/// use yew::prelude::*;
+/// use yewdux_persist::use_persistence;
+///
+/// #[function_component]
+/// fn SaveIndicator() -> Html {
+///     let persistence = use_persistence();
+///     let onclick = {
+///         let persistence = persistence.clone();
+///         Callback::from(move |_| persistence.flush())
+///     };
+///     html! {
+///         <button {onclick}>
+///             { format!("Save now ({} pending)", persistence.status.queue_depth) }
+///         </button>
+///     }
+/// }
+/// ```
+#[hook]
+pub fn use_persistence() -> UsePersistence {
+    let cx = use_yewdux_context();
+    let persistence = use_memo(cx, crate::listener::persistence);
+    let status = use_state({
+        let persistence = persistence.clone();
+        move || Rc::new(persistence.status())
+    });
+    let metrics = use_state({
+        let persistence = persistence.clone();
+        move || Rc::new(persistence.metrics())
+    });
+    // Re-rendered on every status change, so the countdown to the next sync stays fresh enough.
+    let auto_sync = persistence.auto_sync_status();
+    {
+        let (status, metrics) = (status.setter(), metrics.setter());
+        use_effect_with(persistence.clone(), move |persistence| {
+            let status_subscription =
+                persistence.subscribe_status(move |next| status.set(Rc::new(next.clone())));
+            let metrics_subscription =
+                persistence.subscribe_metrics(move |next| metrics.set(Rc::new(next.clone())));
+            move || drop((status_subscription, metrics_subscription))
+        });
+    }
+    UsePersistence {
+        status: (*status).clone(),
+        metrics: (*metrics).clone(),
+        auto_sync,
+        persistence: (*persistence).clone(),
+    }
+}

@@ -1,0 +1,173 @@
+//! Server configuration, built from the command line ([`crate::cli`]) or in code (tests, other
+//! crates' end-to-end tests).
+
+pub mod cli;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the records live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseConfig {
+    /// An embedded SQLite file (created with its parent folder when missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (`postgres://user@host:port/db`); several servers may share it.
+    Postgres(String),
+}
+
+impl DatabaseConfig {
+    /// The default database: `./data/persist.sqlite3`.
+    pub fn default_sqlite() -> Self {
+        DatabaseConfig::Sqlite(PathBuf::from("data/persist.sqlite3"))
+    }
+
+    /// Reads `--database`: `postgres://…` / `postgresql://…` is PostgreSQL; `sqlite:<path>` or a
+    /// plain path is SQLite.
+    pub fn parse(value: &str) -> Self {
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            DatabaseConfig::Postgres(value.to_owned())
+        } else {
+            let path = value.strip_prefix("sqlite://").or_else(|| value.strip_prefix("sqlite:"));
+            DatabaseConfig::Sqlite(PathBuf::from(path.unwrap_or(value)))
+        }
+    }
+
+    /// A description safe to log (the PostgreSQL password is hidden).
+    pub fn describe(&self) -> String {
+        match self {
+            DatabaseConfig::Sqlite(path) => format!("sqlite:{}", path.display()),
+            DatabaseConfig::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+                }
+                _ => url.clone(),
+            },
+        }
+    }
+}
+
+/// Size and rate limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest request body, in bytes (larger → 413). Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// Largest body of the bulk import routes (`/v1/import`, `/api/storage/import`). Default 32 MiB.
+    pub max_import_bytes: usize,
+    /// Largest single value (its compact JSON), in bytes. Default 256 KiB.
+    pub max_value_bytes: usize,
+    /// Sustained requests per second per user; `0` turns rate limiting off. Default 100.
+    pub rate_limit_per_second: f64,
+    /// Requests a user may send at once before the sustained rate applies. Default 200.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_import_bytes: 32 * 1024 * 1024,
+            max_value_bytes: 256 * 1024,
+            rate_limit_per_second: 100.0,
+            rate_limit_burst: 200,
+        }
+    }
+}
+
+/// Everything [`crate::start`] needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The database.
+    pub database: DatabaseConfig,
+    /// Origins allowed by CORS (`https://app.example`); empty = same origin only; `*` = any.
+    pub cors_origins: Vec<String>,
+    /// Size and rate limits.
+    pub limits: Limits,
+    /// A folder of static files (the built app) served for non-API paths, with `index.html` as
+    /// the fallback of unknown paths (single-page app).
+    pub static_dir: Option<PathBuf>,
+    /// Development mode: only on loopback; creates or reuses a token of user `dev` and serves it
+    /// at `GET /dev-config.json`; allows CORS from any loopback origin.
+    pub dev: bool,
+    /// Where `dev` mode keeps its token between runs (tokens are stored hashed, so the plain
+    /// token is kept in this file). Default: beside the SQLite file, or `data/dev-token`.
+    pub dev_token_file: Option<PathBuf>,
+    /// Unauthenticated `/api/storage/*` requests act as this user (for old clients that cannot
+    /// send headers). Off by default.
+    pub legacy_anonymous_user: Option<String>,
+    /// Bearer token that `/metrics` requires. Without it, `/metrics` is served only when the
+    /// server listens on a loopback address.
+    pub metrics_token: Option<String>,
+    /// How long op ids are remembered for idempotent retries. Default 7 days.
+    pub op_retention: Duration,
+    /// PostgreSQL connection pool size. Default 16.
+    pub postgres_pool_size: usize,
+    /// SQLite read connections. Default 4.
+    pub sqlite_readers: usize,
+}
+
+impl ServerConfig {
+    /// The defaults with another database.
+    pub fn with_database(database: DatabaseConfig) -> Self {
+        Self {
+            database,
+            cors_origins: Vec::new(),
+            limits: Limits::default(),
+            static_dir: None,
+            dev: false,
+            dev_token_file: None,
+            legacy_anonymous_user: None,
+            metrics_token: None,
+            op_retention: Duration::from_secs(7 * 24 * 3600),
+            postgres_pool_size: 16,
+            sqlite_readers: 4,
+        }
+    }
+
+    /// Where dev mode keeps its token.
+    pub(crate) fn dev_token_path(&self) -> PathBuf {
+        if let Some(path) = &self.dev_token_file {
+            return path.clone();
+        }
+        match &self.database {
+            DatabaseConfig::Sqlite(path) => {
+                let mut name = path.file_name().unwrap_or_default().to_os_string();
+                name.push(".dev-token");
+                path.with_file_name(name)
+            }
+            DatabaseConfig::Postgres(_) => PathBuf::from("data/dev-token"),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self::with_database(DatabaseConfig::default_sqlite())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_pick_the_backend() {
+        assert_eq!(
+            DatabaseConfig::parse("postgres://u@h/db"),
+            DatabaseConfig::Postgres("postgres://u@h/db".into())
+        );
+        assert_eq!(DatabaseConfig::parse("sqlite:a/b.db"), DatabaseConfig::Sqlite("a/b.db".into()));
+        assert_eq!(DatabaseConfig::parse("x.db"), DatabaseConfig::Sqlite("x.db".into()));
+    }
+
+    #[test]
+    fn describe_hides_the_password() {
+        let url = DatabaseConfig::Postgres("postgres://u:secret@h:5432/db".into());
+        assert_eq!(url.describe(), "postgres://***@h:5432/db");
+    }
+
+    #[test]
+    fn dev_token_sits_beside_the_sqlite_file() {
+        let config = ServerConfig::with_database(DatabaseConfig::Sqlite("data/x.sqlite3".into()));
+        assert_eq!(config.dev_token_path(), PathBuf::from("data/x.sqlite3.dev-token"));
+    }
+}

@@ -1,0 +1,113 @@
+//! `GET /v1/events`: server-sent events announcing the namespace's new revisions.
+//!
+//! Browsers' `EventSource` cannot send headers, so this route (and only this one) also accepts
+//! the token as `?access_token=<token>`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use persist_protocol::{EventMessage, Revision};
+use serde::Deserialize;
+use tokio::sync::{broadcast, watch};
+
+use super::AppState;
+use crate::auth::{bearer, user_for_token};
+use crate::error::ApiError;
+use crate::storage::{NamespaceEvent, Storage};
+
+#[derive(Debug, Deserialize)]
+pub(super) struct EventsQuery {
+    access_token: Option<String>,
+}
+
+pub(super) async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let query_token = query.ok().and_then(|Query(q)| q.access_token);
+    let token = bearer(&headers).or(query_token.as_deref()).ok_or_else(ApiError::unauthorized)?;
+    let user = user_for_token(&state, token).await?;
+    state.limiter.check(&user)?;
+    // Subscribe before reading the head, so no revision falls between the two.
+    let receiver = state.events.subscribe();
+    let head = state.storage.head(&user).await?;
+    state.metrics.event_stream_opened();
+    let stream = EventStream {
+        receiver,
+        user,
+        last_sent: None,
+        first: Some(head),
+        storage: Arc::clone(&state.storage),
+        shutdown: state.shutdown.clone(),
+        state: state.clone(),
+    };
+    let stream = futures_util::stream::unfold(stream, |mut stream| async move {
+        let revision = stream.next_revision().await?;
+        Some((Ok(event(revision)), stream))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn event(revision: Revision) -> Event {
+    let data = serde_json::to_string(&EventMessage { revision }).unwrap_or_default();
+    Event::default().id(revision.to_string()).data(data)
+}
+
+struct EventStream {
+    receiver: broadcast::Receiver<NamespaceEvent>,
+    user: String,
+    last_sent: Option<Revision>,
+    first: Option<Revision>,
+    storage: Arc<dyn Storage>,
+    shutdown: watch::Receiver<bool>,
+    state: AppState,
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.state.metrics.event_stream_closed();
+    }
+}
+
+impl EventStream {
+    /// The next revision to announce, or `None` to end the stream (shutdown).
+    async fn next_revision(&mut self) -> Option<Revision> {
+        if let Some(first) = self.first.take() {
+            self.last_sent = Some(first);
+            return Some(first);
+        }
+        loop {
+            if *self.shutdown.borrow() {
+                return None;
+            }
+            let candidate = tokio::select! {
+                changed = self.shutdown.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => return None,
+                },
+                message = self.receiver.recv() => match message {
+                    Ok(NamespaceEvent::Advanced { ns, revision }) if *ns == *self.user => revision,
+                    Ok(NamespaceEvent::Advanced { .. }) => continue,
+                    Ok(NamespaceEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        match self.storage.head(&self.user).await {
+                            Ok(head) => head,
+                            Err(_) => continue,
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+            };
+            if Some(candidate) > self.last_sent {
+                self.last_sent = Some(candidate);
+                return Some(candidate);
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! `GET /metrics` and the middleware that counts and times every request.
+
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::auth::bearer;
+use crate::error::ApiError;
+
+/// Prometheus text. Needs `Authorization: Bearer <--metrics-token>` when that flag is set; without
+/// it, served only when the server listens on loopback (404 otherwise).
+pub(super) async fn render(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    match &state.config.metrics_token {
+        Some(expected) if bearer(&headers) != Some(expected.as_str()) => {
+            return Err(ApiError::unauthorized());
+        }
+        None if !state.metrics_open => {
+            return Err(ApiError::not_found("metrics are disabled: set --metrics-token"));
+        }
+        _ => {}
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response())
+}
+
+/// Counts requests by method, route and status, and records latencies by route.
+pub(super) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method());
+    let route = route_label(request.uri().path());
+    let response = next.run(request).await;
+    state.metrics.observe_request(method, route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// A fixed set of labels, so label cardinality stays bounded whatever paths clients send.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/health" => "/health",
+        "/metrics" => "/metrics",
+        "/v1/push" => "/v1/push",
+        "/v1/pull" => "/v1/pull",
+        "/v1/export" => "/v1/export",
+        "/v1/import" => "/v1/import",
+        "/v1/events" => "/v1/events",
+        "/v1/stats" => "/v1/stats",
+        "/dev-config.json" => "/dev-config.json",
+        p if p.starts_with("/api/storage") => "/api/storage",
+        p if p.starts_with("/v1/") || p.starts_with("/api/") => "unknown_api",
+        _ => "static",
+    }
+}

@@ -1,0 +1,184 @@
+//! The HTTP layer: routes, shared state, middleware.
+
+mod dev;
+mod events;
+mod health;
+mod json;
+mod limits;
+mod metrics;
+mod seed;
+mod static_files;
+mod sync;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
+use axum::routing::{any, get, post};
+use axum::Router;
+use tokio::sync::watch;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+pub(crate) use dev::ensure_dev_token;
+pub(crate) use limits::RateLimiter;
+
+use crate::auth::TokenCache;
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::storage::{EventHub, Storage};
+
+/// Everything a handler may need.
+#[derive(Debug)]
+pub(crate) struct AppInner {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) config: ServerConfig,
+    pub(crate) tokens: TokenCache,
+    pub(crate) limiter: RateLimiter,
+    pub(crate) metrics: Metrics,
+    pub(crate) events: EventHub,
+    /// Turns `true` when the server starts shutting down (event streams end then).
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// The development token (`--dev` only).
+    pub(crate) dev_token: Option<String>,
+    /// `/metrics` is served without a token (no `--metrics-token`, loopback listener).
+    pub(crate) metrics_open: bool,
+    /// The built app, when `--static-dir` is set.
+    pub(crate) static_files: Option<static_files::StaticFiles>,
+}
+
+/// Cheaply clonable handle to [`AppInner`].
+#[derive(Debug, Clone)]
+pub(crate) struct AppState(pub(crate) Arc<AppInner>);
+
+impl Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        storage: Arc<dyn Storage>,
+        config: ServerConfig,
+        metrics_open: bool,
+        events: EventHub,
+        shutdown: watch::Receiver<bool>,
+        dev_token: Option<String>,
+    ) -> Self {
+        let limiter =
+            RateLimiter::new(config.limits.rate_limit_per_second, config.limits.rate_limit_burst);
+        let static_files = config.static_dir.as_deref().map(static_files::StaticFiles::new);
+        AppState(Arc::new(AppInner {
+            storage,
+            tokens: TokenCache::default(),
+            limiter,
+            metrics: Metrics::default(),
+            events,
+            shutdown,
+            dev_token,
+            metrics_open,
+            static_files,
+            config,
+        }))
+    }
+}
+
+/// All routes, with limits, CORS, tracing and metrics.
+pub(crate) fn router(state: AppState) -> Router {
+    let config = &state.config;
+    let import_limit = DefaultBodyLimit::max(config.limits.max_import_bytes.max(1));
+    let mut router = Router::new()
+        .route("/health", get(health::health))
+        .route("/v1/push", post(sync::push))
+        .route("/v1/pull", get(sync::pull))
+        .route("/v1/export", get(sync::export))
+        .route("/v1/import", post(sync::import).layer(import_limit))
+        .route("/v1/events", get(events::events))
+        .route("/v1/stats", get(sync::stats))
+        .route("/api/storage", any(seed::root))
+        .route("/api/storage/", any(seed::root))
+        // Only the import route may carry the larger import body.
+        .route("/api/storage/import", any(seed::dispatch).layer(import_limit))
+        .route("/api/storage/{*rest}", any(seed::dispatch))
+        .route("/metrics", get(metrics::render));
+    if config.dev {
+        router = router.route("/dev-config.json", get(dev::config));
+    }
+    let mut router = router
+        .fallback(static_files::fallback)
+        .method_not_allowed_fallback(static_files::method_not_allowed)
+        .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(TraceLayer::new_for_http());
+    if let Some(cors) = cors(config) {
+        router = router.layer(cors);
+    }
+    router.with_state(state)
+}
+
+/// The CORS layer, or `None` for same-origin only.
+fn cors(config: &ServerConfig) -> Option<CorsLayer> {
+    if config.cors_origins.is_empty() && !config.dev {
+        return None;
+    }
+    let allow = if config.cors_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let listed: Vec<HeaderValue> = config
+            .cors_origins
+            .iter()
+            .filter_map(|origin| HeaderValue::from_str(origin.trim_end_matches('/')).ok())
+            .collect();
+        let dev = config.dev;
+        AllowOrigin::predicate(move |origin, _| {
+            listed.contains(origin) || (dev && is_loopback_origin(origin.as_bytes()))
+        })
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+fn is_loopback_origin(origin: &[u8]) -> bool {
+    let Ok(origin) = std::str::from_utf8(origin) else {
+        return false;
+    };
+    let host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    let Some(host) = host else { return false };
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_origin;
+
+    #[test]
+    fn loopback_origins() {
+        assert!(is_loopback_origin(b"http://127.0.0.1:8080"));
+        assert!(is_loopback_origin(b"http://localhost"));
+        assert!(is_loopback_origin(b"http://[::1]:3000"));
+        assert!(!is_loopback_origin(b"http://evil.example"));
+        assert!(!is_loopback_origin(b"http://localhost.evil.example:80"));
+    }
+}

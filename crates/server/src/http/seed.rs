@@ -1,0 +1,214 @@
+//! The seed's key-value API at `/api/storage/*`, mapped onto the same records as the sync
+//! protocol (`"<collection>:<id>"` keys), with the seed's requests, bodies and messages.
+//!
+//! Route names vs keys: a path spelled literally `keys`, `export`, `stats` (GET), `import` or
+//! `clear` (POST) is that operation, as in the seed. Every other path is a key: percent-decoded,
+//! so it may contain `/` (raw or `%2F`), `:`, spaces, unicode. A key spelled like a route name is
+//! reached by percent-encoding any of its characters (`%73tats`) or through the alias
+//! `/api/storage/item/<key>`, which is always a key (so `item/…` keys need the alias too).
+
+use axum::extract::{OriginalUri, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use persist_protocol::{seed_key, split_seed_key, validate_item_key, ErrorCode};
+use serde_json::{json, Map, Value};
+
+use super::json::{parse, BodyBytes};
+use super::sync::{unexpected, upsert_row, write_upserts};
+use super::AppState;
+use crate::auth::SeedUser;
+use crate::error::ApiError;
+use crate::storage::{Applied, Mutation};
+
+const KEY_NOT_FOUND: &str = "Key not found";
+const ITEM_PREFIX: &str = "item/";
+
+/// What a seed request asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum SeedRoute {
+    Keys,
+    Export,
+    Import,
+    Stats,
+    Clear,
+    Get(String),
+    Put(String),
+    Delete(String),
+}
+
+/// `/api/storage` itself: no key.
+pub(super) async fn root() -> ApiError {
+    ApiError::not_found(KEY_NOT_FOUND)
+}
+
+/// Every `/api/storage/<rest>` request.
+pub(super) async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    user: Result<SeedUser, ApiError>,
+    BodyBytes(body): BodyBytes,
+) -> Result<Response, ApiError> {
+    let raw = uri.path().strip_prefix("/api/storage/").unwrap_or_default();
+    let route = resolve(&method, raw)?;
+    let SeedUser(user) = user?;
+    let limits = &state.config.limits;
+    let read_body = || -> Result<Value, ApiError> {
+        let bytes = body.clone()?;
+        if !matches!(route, SeedRoute::Import) && bytes.len() > limits.max_body_bytes {
+            return Err(ApiError::too_large("request body is larger than the server's limit"));
+        }
+        parse(&bytes)
+    };
+    let storage = &state.storage;
+    let response = match &route {
+        SeedRoute::Keys => {
+            let mut keys: Vec<String> =
+                storage.keys(&user).await?.iter().map(|(c, i)| seed_key(c, i)).collect();
+            keys.sort();
+            Json(json!({ "keys": keys })).into_response()
+        }
+        SeedRoute::Export => {
+            let export = storage.export(&user).await?;
+            let flat: Map<String, Value> = export
+                .records
+                .into_iter()
+                .map(|record| (seed_key(&record.collection, &record.id), record.value))
+                .collect();
+            Json(Value::Object(flat)).into_response()
+        }
+        SeedRoute::Import => {
+            let Value::Object(items) = read_body()? else {
+                return Err(ApiError::malformed("Data must be an object"));
+            };
+            let mut rows = Vec::with_capacity(items.len());
+            for (key, value) in items {
+                let (collection, id) = split_seed_key(&key);
+                rows.push(upsert_row(
+                    collection.to_owned(),
+                    id.to_owned(),
+                    &value,
+                    limits.max_value_bytes,
+                )?);
+            }
+            let (imported, _) = write_upserts(&state, &user, rows).await?;
+            Json(json!({ "success": true, "imported": imported })).into_response()
+        }
+        SeedRoute::Stats => Json(storage.stats(&user).await?).into_response(),
+        SeedRoute::Clear => {
+            let written = storage.write(&user, Mutation::Clear).await?;
+            match written.applied {
+                Applied::Clear(count) => tracing::debug!(user, count, "namespace cleared"),
+                other => return Err(unexpected(other)),
+            }
+            success()
+        }
+        SeedRoute::Get(key) => {
+            let (collection, id) = split_seed_key(key);
+            match storage.get(&user, collection, id).await? {
+                Some(record) if !record.deleted => {
+                    Json(json!({ "value": record.value })).into_response()
+                }
+                _ => return Err(ApiError::not_found(KEY_NOT_FOUND)),
+            }
+        }
+        SeedRoute::Put(key) => {
+            let (collection, id) = split_seed_key(key);
+            let value = match read_body()? {
+                Value::Object(mut fields) => fields.remove("value"),
+                _ => None,
+            };
+            let value = value
+                .ok_or_else(|| ApiError::new(ErrorCode::MissingField, "Missing value field"))?;
+            let row =
+                upsert_row(collection.to_owned(), id.to_owned(), &value, limits.max_value_bytes)?;
+            let written = storage.write(&user, Mutation::Upsert(vec![row])).await?;
+            if !matches!(written.applied, Applied::Upsert(_)) {
+                return Err(unexpected(written.applied));
+            }
+            success()
+        }
+        SeedRoute::Delete(key) => {
+            let (collection, id) = split_seed_key(key);
+            let mutation = Mutation::Delete { collection: collection.into(), id: id.into() };
+            match storage.write(&user, mutation).await?.applied {
+                Applied::Delete(true) => success(),
+                Applied::Delete(false) => return Err(ApiError::not_found(KEY_NOT_FOUND)),
+                other => return Err(unexpected(other)),
+            }
+        }
+    };
+    Ok(response)
+}
+
+fn success() -> Response {
+    Json(json!({ "success": true })).into_response()
+}
+
+/// Maps a method and the raw (still percent-encoded) path after `/api/storage/` to a route.
+fn resolve(method: &Method, raw: &str) -> Result<SeedRoute, ApiError> {
+    let reserved = match (method.as_str(), raw) {
+        ("GET" | "HEAD", "keys") => Some(SeedRoute::Keys),
+        ("GET" | "HEAD", "export") => Some(SeedRoute::Export),
+        ("GET" | "HEAD", "stats") => Some(SeedRoute::Stats),
+        ("POST", "import") => Some(SeedRoute::Import),
+        ("POST", "clear") => Some(SeedRoute::Clear),
+        _ => None,
+    };
+    if let Some(route) = reserved {
+        return Ok(route);
+    }
+    let encoded = raw.strip_prefix(ITEM_PREFIX).unwrap_or(raw);
+    let key = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .map_err(|_| ApiError::invalid("the key is not valid UTF-8"))?
+        .into_owned();
+    let (collection, id) = split_seed_key(&key);
+    if let Err(error) = validate_item_key(collection, id) {
+        if *method == Method::GET || *method == Method::DELETE {
+            // Nothing can be stored under an invalid key.
+            return Err(ApiError::not_found(KEY_NOT_FOUND));
+        }
+        return Err(ApiError::invalid(format!("invalid key {key:?}: {error}")));
+    }
+    match *method {
+        Method::GET | Method::HEAD => Ok(SeedRoute::Get(key)),
+        Method::PUT | Method::POST => Ok(SeedRoute::Put(key)),
+        Method::DELETE => Ok(SeedRoute::Delete(key)),
+        _ => Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_names_win_only_for_their_method_and_spelling() {
+        assert_eq!(resolve(&Method::GET, "stats").unwrap(), SeedRoute::Stats);
+        assert_eq!(resolve(&Method::PUT, "stats").unwrap(), SeedRoute::Put("stats".into()));
+        assert_eq!(resolve(&Method::GET, "%73tats").unwrap(), SeedRoute::Get("stats".into()));
+        assert_eq!(resolve(&Method::GET, "item/keys").unwrap(), SeedRoute::Get("keys".into()));
+        assert_eq!(resolve(&Method::POST, "clear").unwrap(), SeedRoute::Clear);
+        assert_eq!(resolve(&Method::GET, "clear").unwrap(), SeedRoute::Get("clear".into()));
+    }
+
+    #[test]
+    fn keys_are_percent_decoded_and_may_hold_slashes() {
+        assert_eq!(
+            resolve(&Method::GET, "files:src/a%20b.rs").unwrap(),
+            SeedRoute::Get("files:src/a b.rs".into())
+        );
+        assert_eq!(
+            resolve(&Method::DELETE, "files:a%2Fb").unwrap(),
+            SeedRoute::Delete("files:a/b".into())
+        );
+        assert_eq!(
+            resolve(&Method::PUT, "files:%C3%BC").unwrap(),
+            SeedRoute::Put("files:ü".into())
+        );
+        assert_eq!(resolve(&Method::PUT, "%FF").unwrap_err().code(), ErrorCode::InvalidInput);
+        assert_eq!(resolve(&Method::PATCH, "a").unwrap_err().code(), ErrorCode::MethodNotAllowed);
+    }
+}

@@ -1,0 +1,213 @@
+//! Starting, running and stopping a server in-process.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::token;
+use crate::config::{DatabaseConfig, ServerConfig};
+use crate::error::ServerError;
+use crate::http::{ensure_dev_token, router, AppState};
+use crate::storage::{self, EventHub, Storage, StorageOptions};
+use std::sync::Arc;
+
+/// A running server: its address, a way to stop it, and its task.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    storage: Arc<dyn Storage>,
+    dev_token: Option<String>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+/// Asks a server to stop gracefully: no new connections, in-flight requests finish (every
+/// acknowledged write is durable before its answer is sent), event streams end, the database is
+/// closed. Cloneable; usable from a signal handler.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(watch::Sender<bool>);
+
+impl ShutdownHandle {
+    /// Starts the graceful shutdown (idempotent).
+    pub fn shutdown(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl RunningServer {
+    /// The address the server listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A handle that stops the server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// The development token, when started with `dev`.
+    pub fn dev_token(&self) -> Option<&str> {
+        self.dev_token.as_deref()
+    }
+
+    /// Creates a bearer token for `user` in this server's database.
+    ///
+    /// # Errors
+    /// - [`ServerError::Config`] for an invalid user name;
+    /// - [`ServerError::Storage`] when the database fails.
+    pub async fn create_token(&self, user: &str) -> Result<String, ServerError> {
+        insert_new_token(&*self.storage, user).await
+    }
+
+    /// Stops gracefully and waits until the database is closed.
+    ///
+    /// # Errors
+    /// Whatever made the server fail while running.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.shutdown.shutdown();
+        self.wait().await
+    }
+
+    /// Waits until the server has stopped (after a [`ShutdownHandle::shutdown`]).
+    ///
+    /// # Errors
+    /// Whatever made the server fail while running.
+    pub async fn wait(self) -> Result<(), ServerError> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(error) => Err(ServerError::Io(std::io::Error::other(error))),
+        }
+    }
+}
+
+/// Opens the database (running migrations) and serves on `listener` until shut down.
+///
+/// # Errors
+/// - [`ServerError::Config`]: `dev` on a non-loopback address, a bad legacy user name;
+/// - [`ServerError::Storage`]: the database cannot be opened or migrated;
+/// - [`ServerError::Io`]: the listener has no local address.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), persist_server::ServerError> {
+/// use persist_server::{DatabaseConfig, ServerConfig};
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let config = ServerConfig::with_database(DatabaseConfig::Sqlite("/tmp/x.sqlite3".into()));
+/// let server = persist_server::start(listener, config).await?;
+/// let token = server.create_token("alice").await?;
+/// println!("{} {token}", server.base_url());
+/// server.shutdown().await?;
+/// # Ok(()) }
+/// ```
+pub async fn start(
+    listener: TcpListener,
+    config: ServerConfig,
+) -> Result<RunningServer, ServerError> {
+    let addr = listener.local_addr()?;
+    check_dev_address(config.dev, addr)?;
+    if let Some(user) = &config.legacy_anonymous_user {
+        token::validate_user(user).map_err(ServerError::Config)?;
+        tracing::warn!(
+            user,
+            "--legacy-anonymous-user: unauthenticated /api/storage requests act as this user"
+        );
+    }
+    let events = EventHub::new();
+    let storage =
+        storage::open(&config.database, &storage_options(&config), events.clone()).await?;
+    let dev_token = if config.dev {
+        let path = config.dev_token_path();
+        let token = ensure_dev_token(&*storage, &path).await?;
+        tracing::info!(path = %path.display(), "dev mode: token of user `dev` at /dev-config.json");
+        Some(token)
+    } else {
+        None
+    };
+    let metrics_open = config.metrics_token.is_none() && addr.ip().is_loopback();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state = AppState::new(
+        Arc::clone(&storage),
+        config,
+        metrics_open,
+        events,
+        shutdown_rx.clone(),
+        dev_token.clone(),
+    );
+    let app = router(state);
+    let task_storage = Arc::clone(&storage);
+    let task = tokio::spawn(async move {
+        let mut stop = shutdown_rx;
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+                tracing::info!("shutting down: finishing in-flight requests");
+            })
+            .await;
+        task_storage.close().await;
+        tracing::info!("stopped");
+        served.map_err(ServerError::Io)
+    });
+    tracing::info!(%addr, "listening");
+    Ok(RunningServer { addr, shutdown: ShutdownHandle(shutdown_tx), storage, dev_token, task })
+}
+
+/// `--dev` hands a token to anyone who asks: only on loopback.
+pub(crate) fn check_dev_address(dev: bool, addr: SocketAddr) -> Result<(), ServerError> {
+    if dev && !addr.ip().is_loopback() {
+        return Err(ServerError::Config(format!(
+            "--dev serves a token without authentication and needs a loopback address, not {addr}"
+        )));
+    }
+    Ok(())
+}
+
+fn storage_options(config: &ServerConfig) -> StorageOptions {
+    StorageOptions {
+        op_retention: config.op_retention,
+        postgres_pool_size: config.postgres_pool_size,
+        sqlite_readers: config.sqlite_readers,
+    }
+}
+
+/// Creates a bearer token for `user` in `database` (migrating it first) and returns it. Only its
+/// SHA-256 hash is stored: the token cannot be shown again.
+///
+/// # Errors
+/// - [`ServerError::Config`] for an invalid user name;
+/// - [`ServerError::Storage`] when the database cannot be opened or written.
+pub async fn create_token(database: &DatabaseConfig, user: &str) -> Result<String, ServerError> {
+    token::validate_user(user).map_err(ServerError::Config)?;
+    let config = ServerConfig::with_database(database.clone());
+    let storage = storage::open(database, &storage_options(&config), EventHub::new()).await?;
+    let result = insert_new_token(&*storage, user).await;
+    storage.close().await;
+    result
+}
+
+async fn insert_new_token(storage: &dyn Storage, user: &str) -> Result<String, ServerError> {
+    token::validate_user(user).map_err(ServerError::Config)?;
+    let fresh = token::generate()
+        .map_err(|e| ServerError::Config(format!("no randomness available: {e}")))?;
+    storage.insert_token(&token::hash(&fresh), user).await?;
+    Ok(fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_mode_refuses_non_loopback_addresses() {
+        assert!(check_dev_address(true, "127.0.0.1:5001".parse().unwrap()).is_ok());
+        assert!(check_dev_address(true, "[::1]:5001".parse().unwrap()).is_ok());
+        let refused = check_dev_address(true, "0.0.0.0:5001".parse().unwrap()).unwrap_err();
+        assert!(refused.to_string().contains("loopback"), "{refused}");
+        assert!(check_dev_address(false, "0.0.0.0:5001".parse().unwrap()).is_ok());
+    }
+}

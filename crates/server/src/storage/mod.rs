@@ -1,0 +1,233 @@
+//! Storage behind one trait, with two backends: SQLite (embedded, one writer thread with group
+//! commit) and PostgreSQL (several server instances share one database).
+//!
+//! Both backends keep the same tables: `namespaces` (one revision counter per user), `records`
+//! (one row per item, tombstones included, indexed by revision for pulls), `ops` (op id → first
+//! answer, for idempotent retries) and `tokens` (SHA-256 hashes of bearer tokens).
+
+mod apply;
+mod events;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use persist_protocol::{
+    ExportResponse, Hlc, PullResponse, PushOutcome, Record, Revision, StatsResponse,
+};
+
+pub(crate) use apply::{decide, Decision, StoredRow};
+pub(crate) use events::{EventHub, NamespaceEvent};
+
+use crate::config::DatabaseConfig;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The database cannot be reached or the server is shutting down (transient).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database answered with an error.
+    #[error("database error: {0}")]
+    Database(String),
+    /// A stored row could not be read back.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(error: rusqlite::Error) -> Self {
+        match error {
+            rusqlite::Error::SqliteFailure(code, _)
+                if matches!(
+                    code.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                StorageError::Unavailable(error.to_string())
+            }
+            other => StorageError::Database(other.to_string()),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        if error.is_closed() || error.as_db_error().is_none() {
+            StorageError::Unavailable(error.to_string())
+        } else {
+            StorageError::Database(error.to_string())
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StorageError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        StorageError::Unavailable(error.to_string())
+    }
+}
+
+/// One validated push op, its value already serialised.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteOp {
+    pub(crate) op_id: String,
+    pub(crate) collection: String,
+    pub(crate) id: String,
+    pub(crate) base: Revision,
+    pub(crate) delete: bool,
+    pub(crate) value: serde_json::Value,
+    /// Compact JSON of `value` (empty for a delete).
+    pub(crate) value_json: String,
+    pub(crate) hlc: Option<Hlc>,
+}
+
+/// One validated item of an upsert (seed PUT, import).
+#[derive(Debug, Clone)]
+pub(crate) struct UpsertRow {
+    pub(crate) collection: String,
+    pub(crate) id: String,
+    pub(crate) value_json: String,
+}
+
+/// A write to one namespace, applied atomically.
+#[derive(Debug)]
+pub(crate) enum Mutation {
+    /// Sync-protocol push: conditional on base revisions, idempotent by op id.
+    Push(Vec<WriteOp>),
+    /// Unconditional upserts (bulk import, seed PUT).
+    Upsert(Vec<UpsertRow>),
+    /// Tombstone one live item (seed DELETE).
+    Delete { collection: String, id: String },
+    /// Tombstone every live item (seed clear).
+    Clear,
+}
+
+/// What a [`Mutation`] did.
+#[derive(Debug)]
+pub(crate) enum Applied {
+    /// One outcome per op, in order.
+    Push(Vec<PushOutcome>),
+    /// How many rows were written.
+    Upsert(u64),
+    /// Whether a live item was deleted.
+    Delete(bool),
+    /// How many items were tombstoned.
+    Clear(u64),
+}
+
+/// The answer to a [`Mutation`]: what happened and the namespace's revision after it.
+#[derive(Debug)]
+pub(crate) struct WriteOutcome {
+    pub(crate) applied: Applied,
+    pub(crate) head: Revision,
+}
+
+/// Storage of records, op ids and tokens. Every method is scoped to one namespace (one user); no
+/// method can reach another namespace's rows.
+#[async_trait]
+pub(crate) trait Storage: Send + Sync + std::fmt::Debug + 'static {
+    /// Applies a mutation in one transaction; returns after it is durable.
+    async fn write(&self, ns: &str, mutation: Mutation) -> Result<WriteOutcome, StorageError>;
+    /// Records with `revision > since`, oldest first, at most `limit`.
+    async fn pull(
+        &self,
+        ns: &str,
+        since: Revision,
+        limit: u32,
+    ) -> Result<PullResponse, StorageError>;
+    /// All live records.
+    async fn export(&self, ns: &str) -> Result<ExportResponse, StorageError>;
+    /// One record (live or tombstone).
+    async fn get(
+        &self,
+        ns: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Record>, StorageError>;
+    /// `(collection, id)` of every live record.
+    async fn keys(&self, ns: &str) -> Result<Vec<(String, String)>, StorageError>;
+    /// Counts and sizes of the live records.
+    async fn stats(&self, ns: &str) -> Result<StatsResponse, StorageError>;
+    /// The namespace's newest revision.
+    async fn head(&self, ns: &str) -> Result<Revision, StorageError>;
+    /// A cheap query proving the database answers.
+    async fn check(&self) -> Result<(), StorageError>;
+    /// Stores a token hash for a user.
+    async fn insert_token(&self, token_hash: &str, user: &str) -> Result<(), StorageError>;
+    /// The user a token hash belongs to.
+    async fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StorageError>;
+    /// Finishes queued writes and closes the database.
+    async fn close(&self);
+}
+
+/// Options common to both backends.
+#[derive(Debug, Clone)]
+pub(crate) struct StorageOptions {
+    pub(crate) op_retention: Duration,
+    pub(crate) postgres_pool_size: usize,
+    pub(crate) sqlite_readers: usize,
+}
+
+/// Opens (and migrates) the configured database.
+pub(crate) async fn open(
+    database: &DatabaseConfig,
+    options: &StorageOptions,
+    events: EventHub,
+) -> Result<Arc<dyn Storage>, StorageError> {
+    match database {
+        DatabaseConfig::Sqlite(path) => {
+            Ok(Arc::new(sqlite::SqliteStorage::open(path, options, events).await?))
+        }
+        DatabaseConfig::Postgres(url) => {
+            Ok(Arc::new(postgres::PostgresStorage::open(url, options, events).await?))
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Parses a stored row's JSON columns back into a [`Record`].
+pub(crate) fn record_from_row(
+    collection: String,
+    id: String,
+    value_json: Option<&str>,
+    revision: i64,
+    deleted: bool,
+    updated_at: i64,
+    hlc_json: Option<&str>,
+) -> Result<Record, StorageError> {
+    let value = match value_json {
+        Some(text) if !deleted => serde_json::from_str(text)
+            .map_err(|e| StorageError::Corrupt(format!("value of {collection}:{id}: {e}")))?,
+        _ => serde_json::Value::Null,
+    };
+    let hlc = match hlc_json {
+        Some(text) => serde_json::from_str(text).ok(),
+        None => None,
+    };
+    Ok(Record {
+        collection,
+        id,
+        value,
+        revision: revision_from_db(revision),
+        deleted,
+        updated_at,
+        hlc,
+    })
+}
+
+/// Revisions are `BIGINT`/`INTEGER` (signed) in both databases and never negative.
+pub(crate) fn revision_from_db(value: i64) -> Revision {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// Revisions as the databases' signed integers.
+pub(crate) fn revision_to_db(value: Revision) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

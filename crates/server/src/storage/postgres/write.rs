@@ -1,0 +1,256 @@
+//! Mutations on PostgreSQL: one transaction each. The namespace row is locked first, so writes to
+//! one namespace are serialised across every server instance and revisions stay dense and ordered.
+
+use deadpool_postgres::Transaction;
+use persist_protocol::{PushOutcome, Record, Revision};
+
+use super::listen;
+use crate::storage::{
+    decide, now_ms, record_from_row, revision_from_db, revision_to_db, Applied, Decision, Mutation,
+    StorageError, StoredRow, UpsertRow, WriteOp, WriteOutcome,
+};
+
+pub(super) async fn apply(
+    tx: &Transaction<'_>,
+    ns: &str,
+    mutation: Mutation,
+) -> Result<WriteOutcome, StorageError> {
+    let now = now_ms();
+    let lock = tx
+        .prepare_cached(
+            "INSERT INTO namespaces (ns, revision) VALUES ($1, 0) \
+             ON CONFLICT (ns) DO UPDATE SET revision = namespaces.revision RETURNING revision",
+        )
+        .await?;
+    let start = revision_from_db(tx.query_one(&lock, &[&ns]).await?.get(0));
+    let mut head = start;
+    let applied = match mutation {
+        Mutation::Push(ops) => Applied::Push(push(tx, ns, &ops, &mut head, now).await?),
+        Mutation::Upsert(rows) => Applied::Upsert(upserts(tx, ns, &rows, &mut head, now).await?),
+        Mutation::Delete { collection, id } => {
+            let live = read_row(tx, ns, &collection, &id).await?.is_some_and(|row| !row.deleted);
+            if live {
+                head += 1;
+                write_row(tx, ns, &collection, &id, None, head, now, None).await?;
+            }
+            Applied::Delete(live)
+        }
+        Mutation::Clear => {
+            let rows = tx
+                .query(
+                    "SELECT collection, id FROM records WHERE ns = $1 AND NOT deleted \
+                     ORDER BY revision",
+                    &[&ns],
+                )
+                .await?;
+            for row in &rows {
+                head += 1;
+                let (collection, id): (String, String) = (row.get(0), row.get(1));
+                write_row(tx, ns, &collection, &id, None, head, now, None).await?;
+            }
+            Applied::Clear(rows.len() as u64)
+        }
+    };
+    if head != start {
+        let store = tx.prepare_cached("UPDATE namespaces SET revision = $2 WHERE ns = $1").await?;
+        tx.execute(&store, &[&ns, &revision_to_db(head)]).await?;
+        // Delivered to every listening instance when (and only if) the transaction commits.
+        let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+        tx.execute(&notify, &[&listen::CHANNEL, &listen::payload(ns, head)]).await?;
+    }
+    Ok(WriteOutcome { applied, head })
+}
+
+async fn push(
+    tx: &Transaction<'_>,
+    ns: &str,
+    ops: &[WriteOp],
+    head: &mut Revision,
+    now: i64,
+) -> Result<Vec<PushOutcome>, StorageError> {
+    let remembered =
+        tx.prepare_cached("SELECT result FROM ops WHERE ns = $1 AND op_id = $2").await?;
+    let remember = tx
+        .prepare_cached("INSERT INTO ops (ns, op_id, result, created_at) VALUES ($1, $2, $3, $4)")
+        .await?;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for op in ops {
+        if let Some(row) = tx.query_opt(&remembered, &[&ns, &op.op_id]).await? {
+            let text: String = row.get(0);
+            let outcome = serde_json::from_str(&text)
+                .map_err(|e| StorageError::Corrupt(format!("op {}: {e}", op.op_id)))?;
+            outcomes.push(outcome);
+            continue;
+        }
+        let current = read_row(tx, ns, &op.collection, &op.id).await?;
+        let outcome = match decide(op, current.as_ref()) {
+            Decision::Write => {
+                *head += 1;
+                let value = (!op.delete).then_some(op.value_json.as_str());
+                let hlc = op.hlc.as_ref().and_then(|h| serde_json::to_string(h).ok());
+                write_row(tx, ns, &op.collection, &op.id, value, *head, now, hlc.as_deref())
+                    .await?;
+                PushOutcome::Applied { revision: *head }
+            }
+            Decision::AlreadyThere(revision) => PushOutcome::Applied { revision },
+            Decision::Conflict => PushOutcome::Conflict {
+                current: read_record(tx, ns, &op.collection, &op.id).await?,
+            },
+        };
+        let stored = serde_json::to_string(&outcome)
+            .map_err(|e| StorageError::Database(format!("encode outcome: {e}")))?;
+        tx.execute(&remember, &[&ns, &op.op_id, &stored, &now]).await?;
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+async fn upserts(
+    tx: &Transaction<'_>,
+    ns: &str,
+    rows: &[UpsertRow],
+    head: &mut Revision,
+    now: i64,
+) -> Result<u64, StorageError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    // One statement per chunk of rows (UNNEST), so a bulk import is a few round trips.
+    const CHUNK: usize = 5_000;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO records (ns, collection, id, value, revision, deleted, updated_at, hlc, size) \
+             SELECT $1, c, i, v, r, FALSE, $2, NULL, octet_length(v) \
+             FROM UNNEST($3::text[], $4::text[], $5::text[], $6::bigint[]) AS t(c, i, v, r) \
+             ON CONFLICT (ns, collection, id) DO UPDATE SET value = excluded.value, \
+             revision = excluded.revision, deleted = FALSE, updated_at = excluded.updated_at, \
+             hlc = NULL, size = excluded.size",
+        )
+        .await?;
+    for chunk in rows.chunks(CHUNK) {
+        let collections: Vec<&str> = chunk.iter().map(|r| r.collection.as_str()).collect();
+        let ids: Vec<&str> = chunk.iter().map(|r| r.id.as_str()).collect();
+        let values: Vec<&str> = chunk.iter().map(|r| r.value_json.as_str()).collect();
+        let revisions: Vec<i64> =
+            (1..=chunk.len() as u64).map(|n| revision_to_db(*head + n)).collect();
+        *head += chunk.len() as u64;
+        tx.execute(&statement, &[&ns, &now, &collections, &ids, &values, &revisions]).await?;
+    }
+    Ok(rows.len() as u64)
+}
+
+async fn read_row(
+    tx: &Transaction<'_>,
+    ns: &str,
+    collection: &str,
+    id: &str,
+) -> Result<Option<StoredRow>, StorageError> {
+    let statement = tx
+        .prepare_cached(
+            "SELECT revision, deleted, value FROM records \
+             WHERE ns = $1 AND collection = $2 AND id = $3",
+        )
+        .await?;
+    Ok(tx.query_opt(&statement, &[&ns, &collection, &id]).await?.map(|row| StoredRow {
+        revision: revision_from_db(row.get(0)),
+        deleted: row.get(1),
+        value_json: row.get(2),
+    }))
+}
+
+pub(super) async fn read_record(
+    client: &impl ReadClient,
+    ns: &str,
+    collection: &str,
+    id: &str,
+) -> Result<Option<Record>, StorageError> {
+    let row = client
+        .query_opt_text(
+            "SELECT value, revision, deleted, updated_at, hlc FROM records \
+             WHERE ns = $1 AND collection = $2 AND id = $3",
+            &[&ns, &collection, &id],
+        )
+        .await?;
+    row.map(|row| {
+        record_from_row(
+            collection.to_owned(),
+            id.to_owned(),
+            row.get::<_, Option<&str>>(0),
+            row.get(1),
+            row.get(2),
+            row.get(3),
+            row.get::<_, Option<&str>>(4),
+        )
+    })
+    .transpose()
+}
+
+/// A client or a transaction: both can run a cached query.
+pub(super) trait ReadClient: Sync {
+    fn query_opt_text(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Result<Option<tokio_postgres::Row>, StorageError>> + Send;
+}
+
+impl ReadClient for Transaction<'_> {
+    async fn query_opt_text(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>, StorageError> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.query_opt(&statement, params).await?)
+    }
+}
+
+impl ReadClient for deadpool_postgres::Object {
+    async fn query_opt_text(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>, StorageError> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.query_opt(&statement, params).await?)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_row(
+    tx: &Transaction<'_>,
+    ns: &str,
+    collection: &str,
+    id: &str,
+    value_json: Option<&str>,
+    revision: Revision,
+    now: i64,
+    hlc_json: Option<&str>,
+) -> Result<(), StorageError> {
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO records (ns, collection, id, value, revision, deleted, updated_at, hlc, size) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (ns, collection, id) DO UPDATE SET value = excluded.value, \
+             revision = excluded.revision, deleted = excluded.deleted, \
+             updated_at = excluded.updated_at, hlc = excluded.hlc, size = excluded.size",
+        )
+        .await?;
+    let size = value_json.map_or(0, str::len) as i64;
+    tx.execute(
+        &statement,
+        &[
+            &ns,
+            &collection,
+            &id,
+            &value_json,
+            &revision_to_db(revision),
+            &value_json.is_none(),
+            &now,
+            &hlc_json,
+            &size,
+        ],
+    )
+    .await?;
+    Ok(())
+}

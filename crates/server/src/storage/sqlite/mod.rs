@@ -1,0 +1,191 @@
+//! The embedded SQLite backend: one writer thread with group commit, a few read connections.
+
+mod checkpoint;
+mod reads;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResponse};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::{EventHub, Mutation, Storage, StorageError, StorageOptions, WriteOutcome};
+use writer::Job;
+
+/// SQLite storage. Writes go through a channel to the writer thread; reads run on a small pool of
+/// read-only connections in blocking tasks.
+#[derive(Debug)]
+pub(crate) struct SqliteStorage {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer_done: Mutex<Option<oneshot::Receiver<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    reader_permits: Semaphore,
+    checkpointer: Mutex<checkpoint::Checkpointer>,
+    path: PathBuf,
+}
+
+impl SqliteStorage {
+    pub(crate) async fn open(
+        path: &Path,
+        options: &StorageOptions,
+        events: EventHub,
+    ) -> Result<Self, StorageError> {
+        let path = path.to_path_buf();
+        let readers_wanted = options.sqlite_readers.max(1);
+        let retention = options.op_retention;
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || {
+                let writer = schema::open_writer(&path)?;
+                let readers = (0..readers_wanted)
+                    .map(|_| schema::open_reader(&path))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok::<_, StorageError>((writer, readers))
+            })
+            .await
+            .map_err(|e| StorageError::Database(format!("open task failed: {e}")))??
+        };
+        let (writer_conn, readers) = opened;
+        let checkpointer = checkpoint::Checkpointer::start(&path)?;
+        let (sender, receiver) = mpsc::channel(8192);
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                writer::run(writer_conn, receiver, events, retention);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| StorageError::Database(format!("cannot start the writer: {e}")))?;
+        tracing::info!(path = %path.display(), "sqlite storage open (WAL, synchronous=FULL)");
+        Ok(Self {
+            jobs: Mutex::new(Some(sender)),
+            writer_done: Mutex::new(Some(done_rx)),
+            reader_permits: Semaphore::new(readers.len()),
+            readers: Mutex::new(readers),
+            checkpointer: Mutex::new(checkpointer),
+            path,
+        })
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Job>, StorageError> {
+        let guard = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.clone().ok_or_else(|| StorageError::Unavailable("the server is shutting down".into()))
+    }
+
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> Job,
+    ) -> Result<T, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender()?
+            .send(job(reply))
+            .await
+            .map_err(|_| StorageError::Unavailable("the writer has stopped".into()))?;
+        answer.await.map_err(|_| StorageError::Unavailable("the writer has stopped".into()))?
+    }
+
+    /// Runs `query` on a read connection in a blocking task.
+    async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let _permit = self
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| StorageError::Unavailable("storage closed".into()))?;
+        let conn = {
+            let mut pool = self.readers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            pool.pop()
+        };
+        let conn = match conn {
+            Some(conn) => conn,
+            None => schema::open_reader(&self.path)?,
+        };
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = query(&conn);
+            (conn, result)
+        })
+        .await
+        .map_err(|e| StorageError::Database(format!("read task failed: {e}")))?;
+        self.readers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(conn);
+        result
+    }
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn write(&self, ns: &str, mutation: Mutation) -> Result<WriteOutcome, StorageError> {
+        let ns = ns.to_owned();
+        self.submit(|reply| Job::Write { ns, mutation, reply }).await
+    }
+
+    async fn pull(
+        &self,
+        ns: &str,
+        since: Revision,
+        limit: u32,
+    ) -> Result<PullResponse, StorageError> {
+        let ns = ns.to_owned();
+        self.read(move |conn| reads::pull(conn, &ns, since, limit)).await
+    }
+
+    async fn export(&self, ns: &str) -> Result<ExportResponse, StorageError> {
+        let ns = ns.to_owned();
+        self.read(move |conn| reads::export(conn, &ns)).await
+    }
+
+    async fn get(
+        &self,
+        ns: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Record>, StorageError> {
+        let (ns, collection, id) = (ns.to_owned(), collection.to_owned(), id.to_owned());
+        self.read(move |conn| writer::read_record(conn, &ns, &collection, &id)).await
+    }
+
+    async fn keys(&self, ns: &str) -> Result<Vec<(String, String)>, StorageError> {
+        let ns = ns.to_owned();
+        self.read(move |conn| reads::keys(conn, &ns)).await
+    }
+
+    async fn stats(&self, ns: &str) -> Result<StatsResponse, StorageError> {
+        let ns = ns.to_owned();
+        self.read(move |conn| reads::stats(conn, &ns)).await
+    }
+
+    async fn head(&self, ns: &str) -> Result<Revision, StorageError> {
+        let ns = ns.to_owned();
+        self.read(move |conn| reads::head(conn, &ns)).await
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        self.sender()?;
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
+    async fn insert_token(&self, token_hash: &str, user: &str) -> Result<(), StorageError> {
+        let (hash, user) = (token_hash.to_owned(), user.to_owned());
+        self.submit(|reply| Job::InsertToken { hash, user, reply }).await
+    }
+
+    async fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StorageError> {
+        let hash = token_hash.to_owned();
+        self.read(move |conn| reads::user_for_token(conn, &hash)).await
+    }
+
+    async fn close(&self) {
+        self.checkpointer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).stop();
+        // Dropping the only sender lets the writer drain its queue and stop.
+        drop(self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take());
+        let done = self.writer_done.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(done) = done {
+            let _ = done.await;
+        }
+    }
+}

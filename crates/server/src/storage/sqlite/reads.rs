@@ -1,0 +1,142 @@
+//! Read queries of the SQLite backend (run on read connections).
+
+use std::collections::BTreeMap;
+
+use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResponse};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::storage::{record_from_row, revision_from_db, revision_to_db, StorageError};
+
+const RECORD_COLUMNS: &str = "collection, id, value, revision, deleted, updated_at, hlc";
+
+fn record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
+    Ok(RawRecord {
+        collection: row.get(0)?,
+        id: row.get(1)?,
+        value: row.get(2)?,
+        revision: row.get(3)?,
+        deleted: row.get(4)?,
+        updated_at: row.get(5)?,
+        hlc: row.get(6)?,
+    })
+}
+
+struct RawRecord {
+    collection: String,
+    id: String,
+    value: Option<String>,
+    revision: i64,
+    deleted: bool,
+    updated_at: i64,
+    hlc: Option<String>,
+}
+
+impl RawRecord {
+    fn into_record(self) -> Result<Record, StorageError> {
+        record_from_row(
+            self.collection,
+            self.id,
+            self.value.as_deref(),
+            self.revision,
+            self.deleted,
+            self.updated_at,
+            self.hlc.as_deref(),
+        )
+    }
+}
+
+pub(super) fn head(conn: &Connection, ns: &str) -> Result<Revision, StorageError> {
+    let revision: Option<i64> = conn
+        .prepare_cached("SELECT revision FROM namespaces WHERE ns = ?1")?
+        .query_row(params![ns], |row| row.get(0))
+        .optional()?;
+    Ok(revision.map_or(0, revision_from_db))
+}
+
+pub(super) fn pull(
+    conn: &Connection,
+    ns: &str,
+    since: Revision,
+    limit: u32,
+) -> Result<PullResponse, StorageError> {
+    // One read transaction, so the head and the page agree.
+    conn.execute_batch("BEGIN")?;
+    let result = (|| {
+        let head = head(conn, ns)?;
+        let mut records = conn
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records WHERE ns = ?1 AND revision > ?2 \
+                 ORDER BY revision LIMIT ?3"
+            ))?
+            .query_map(params![ns, revision_to_db(since), i64::from(limit) + 1], record)?
+            .map(|raw| raw.map_err(StorageError::from).and_then(RawRecord::into_record))
+            .collect::<Result<Vec<_>, _>>()?;
+        let has_more = records.len() > limit as usize;
+        records.truncate(limit as usize);
+        let next_since = records.last().map_or(since, |r| r.revision);
+        Ok(PullResponse { records, next_since, has_more, head })
+    })();
+    conn.execute_batch("COMMIT")?;
+    result
+}
+
+pub(super) fn export(conn: &Connection, ns: &str) -> Result<ExportResponse, StorageError> {
+    conn.execute_batch("BEGIN")?;
+    let result = (|| {
+        let revision = head(conn, ns)?;
+        let records = conn
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records WHERE ns = ?1 AND deleted = 0 \
+                 ORDER BY collection, id"
+            ))?
+            .query_map(params![ns], record)?
+            .map(|raw| raw.map_err(StorageError::from).and_then(RawRecord::into_record))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ExportResponse { revision, records })
+    })();
+    conn.execute_batch("COMMIT")?;
+    result
+}
+
+pub(super) fn keys(conn: &Connection, ns: &str) -> Result<Vec<(String, String)>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT collection, id FROM records WHERE ns = ?1 AND deleted = 0")?
+        .query_map(params![ns], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?)
+}
+
+pub(super) fn stats(conn: &Connection, ns: &str) -> Result<StatsResponse, StorageError> {
+    conn.execute_batch("BEGIN")?;
+    let result = (|| {
+        let revision = head(conn, ns)?;
+        let mut collections = BTreeMap::new();
+        let (mut total_keys, mut total_size_bytes) = (0u64, 0u64);
+        let mut statement = conn.prepare_cached(
+            "SELECT collection, COUNT(*), COALESCE(SUM(size), 0) FROM records \
+             WHERE ns = ?1 AND deleted = 0 GROUP BY collection",
+        )?;
+        let rows = statement.query_map(params![ns], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        })?;
+        for row in rows {
+            let (collection, count, size) = row?;
+            let count = u64::try_from(count).unwrap_or(0);
+            total_keys += count;
+            total_size_bytes += u64::try_from(size).unwrap_or(0);
+            collections.insert(collection, count);
+        }
+        Ok(StatsResponse { total_keys, total_size_bytes, revision, collections })
+    })();
+    conn.execute_batch("COMMIT")?;
+    result
+}
+
+pub(super) fn user_for_token(
+    conn: &Connection,
+    hash: &str,
+) -> Result<Option<String>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT user FROM tokens WHERE hash = ?1")?
+        .query_row(params![hash], |row| row.get(0))
+        .optional()?)
+}

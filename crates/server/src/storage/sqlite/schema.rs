@@ -1,0 +1,115 @@
+//! SQLite connection settings and migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::storage::StorageError;
+
+/// Migrations, applied in order; `PRAGMA user_version` counts the applied ones.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE namespaces (
+    ns TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE records (
+    ns TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    value TEXT,
+    revision INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    hlc TEXT,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (ns, collection, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX records_by_revision ON records (ns, revision);
+CREATE TABLE ops (
+    ns TEXT NOT NULL,
+    op_id TEXT NOT NULL,
+    result TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (ns, op_id)
+) WITHOUT ROWID;
+CREATE INDEX ops_by_age ON ops (created_at);
+CREATE TABLE tokens (
+    hash TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"#];
+
+/// Opens the writer connection: WAL, `synchronous=FULL` (a commit is on disk before it is
+/// acknowledged), then runs the pending migrations.
+pub(super) fn open_writer(path: &Path) -> Result<Connection, StorageError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            StorageError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+        })?;
+    }
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StorageError::Database(format!("journal_mode is {mode}, not wal")));
+    }
+    // No automatic checkpoints on the writer: the checkpointer thread does them.
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536; \
+         PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0;",
+    )?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a read connection (WAL readers never block the writer).
+pub(super) fn open_reader(path: &Path) -> Result<Connection, StorageError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA query_only=1; PRAGMA cache_size=-16384;")?;
+    Ok(conn)
+}
+
+/// Opens the connection that runs passive checkpoints (`synchronous=FULL`: the database file is
+/// fsynced before the WAL is reused).
+pub(super) fn open_checkpointer(path: &Path) -> Result<Connection, StorageError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA synchronous=FULL;")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
+    let applied: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version={}", index + 1))?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "sqlite migration applied");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_is_wal_with_full_sync_and_migrations_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/db.sqlite3");
+        drop(open_writer(&path).unwrap());
+        let conn = open_writer(&path).unwrap();
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!((mode.as_str(), sync, version), ("wal", 2, MIGRATIONS.len()));
+    }
+}

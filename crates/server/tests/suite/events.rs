@@ -1,0 +1,122 @@
+//! The event stream (SSE), and several PostgreSQL instances sharing one database.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::harness::{put_op, Backend, TestServer};
+
+backend_tests!(events_announce_new_revisions_of_the_own_namespace_only);
+
+/// Reads server-sent events.
+pub(crate) struct EventReader {
+    stream: Pin<Box<dyn Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl EventReader {
+    /// Opens `/v1/events` with the token in the query (as `EventSource` does).
+    pub(crate) async fn open(server: &TestServer, token: &str) -> Self {
+        let url = server.url(&format!("/v1/events?access_token={token}"));
+        Self::from_response(server.http.get(url).send().await.unwrap())
+    }
+
+    /// Opens `/v1/events` with the token in the `Authorization` header.
+    pub(crate) async fn open_with_header(server: &TestServer, token: &str) -> Self {
+        let response =
+            server.http.get(server.url("/v1/events")).bearer_auth(token).send().await.unwrap();
+        Self::from_response(response)
+    }
+
+    fn from_response(response: reqwest::Response) -> Self {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Self { stream: Box::pin(response.bytes_stream()), buffer: String::new() }
+    }
+
+    /// The next event's data, or `None` when the stream ended. A 30 s guard turns a hang into a
+    /// failure (it is not a timing assertion).
+    pub(crate) async fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(data) = block.lines().find_map(|line| line.strip_prefix("data:")) {
+                    return Some(serde_json::from_str(data.trim()).unwrap());
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.stream.next())
+                .await
+                .expect("no event within 30 s");
+            match chunk {
+                Some(Ok(bytes)) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+}
+
+/// The first event a user's stream sends (its current revision).
+pub(crate) async fn first_event(server: &TestServer, token: &str) -> Value {
+    EventReader::open(server, token).await.next().await.unwrap()
+}
+
+async fn events_announce_new_revisions_of_the_own_namespace_only(backend: Backend) {
+    let mut server = TestServer::start(&backend).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let mut events = EventReader::open(&server, &alice.token).await;
+    assert_eq!(events.next().await, Some(json!({"revision": 0})));
+    server.push(&alice, json!([put_op("1", "c", "a", json!(1), None)])).await;
+    assert_eq!(events.next().await, Some(json!({"revision": 1})));
+    server
+        .push(
+            &alice,
+            json!([put_op("2", "c", "b", json!(1), None), put_op("3", "c", "d", json!(1), None)]),
+        )
+        .await;
+    assert_eq!(events.next().await, Some(json!({"revision": 3})));
+    // Bob's writes are not announced to Alice: her next event is her own revision 4.
+    server.push(&bob, json!([put_op("1", "c", "a", json!(1), None)])).await;
+    server.put("/api/storage/c:e", &bob, json!({"value": 1})).await;
+    server.put("/api/storage/c:e", &alice, json!({"value": 1})).await;
+    assert_eq!(events.next().await, Some(json!({"revision": 4})));
+    let mut with_header = EventReader::open_with_header(&server, &bob.token).await;
+    assert_eq!(with_header.next().await, Some(json!({"revision": 2})));
+    // Shutting down ends the streams (so the graceful shutdown can finish).
+    server.stop().await;
+    assert_eq!(events.next().await, None);
+    assert_eq!(with_header.next().await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_instances_share_records_tokens_and_events() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let first = TestServer::start(&backend).await;
+    let second = TestServer::start(&backend).await;
+    let alice = first.user("alice").await;
+    // A token made through one instance works on the other (one shared database).
+    let mut events = EventReader::open(&second, &alice.token).await;
+    assert_eq!(events.next().await, Some(json!({"revision": 0})));
+    first.push(&alice, json!([put_op("1", "files", "a", json!("from first"), None)])).await;
+    // Instance two hears instance one's commit through LISTEN/NOTIFY.
+    assert_eq!(events.next().await, Some(json!({"revision": 1})));
+    let records = second.pull_all(&alice, 0, 100).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["value"], "from first");
+    // Concurrent writes of one item through both instances: exactly one applies.
+    let op_first = json!([put_op("x1", "files", "race", json!(1), None)]);
+    let op_second = json!([put_op("x2", "files", "race", json!(2), None)]);
+    let (a, b) = tokio::join!(first.push(&alice, op_first), second.push(&alice, op_second));
+    let statuses = [a["results"][0]["status"].clone(), b["results"][0]["status"].clone()];
+    assert!(
+        statuses.contains(&json!("applied")) && statuses.contains(&json!("conflict")),
+        "{statuses:?}"
+    );
+    assert_eq!(events.next().await, Some(json!({"revision": 2})));
+}
