@@ -41,3 +41,166 @@ async fn indexeddb_round_trip_survives_reopen() {
     assert_eq!(read, Some(record));
     db.close();
 }
+
+mod store {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use futures::future::{select, Either};
+    use indexed_db_futures::Build;
+    use wasm_bindgen_test::*;
+    use yewdux_persist::engine::{BatchId, Change, ItemKey, QueuedOp, WriteBatch};
+    use yewdux_persist::local::{IndexedDbStore, LocalStore, Migration, StoreError};
+
+    fn unique(name: &str) -> String {
+        format!("{name}-{}", (js_sys::Math::random() * 1e12) as u64)
+    }
+
+    fn put(collection: &str, id: &str, json: &str, serial: u64) -> WriteBatch {
+        WriteBatch {
+            id: BatchId(serial),
+            collection: collection.into(),
+            ops: vec![QueuedOp {
+                key: ItemKey::new(collection, id),
+                change: Change::put(json),
+                serial,
+                sync_to_remote: true,
+                attempt: 0,
+            }],
+        }
+    }
+
+    /// Fails the test instead of hanging when `future` does not finish in time.
+    async fn within<T>(ms: u32, what: &str, future: impl std::future::Future<Output = T>) -> T {
+        let timeout = gloo_timers::future::TimeoutFuture::new(ms);
+        match select(Box::pin(future), timeout).await {
+            Either::Left((value, _)) => value,
+            Either::Right(_) => panic!("{what} did not finish within {ms} ms"),
+        }
+    }
+
+    #[wasm_bindgen_test]
+    async fn records_and_outbox_entries_are_written_together() {
+        let store = IndexedDbStore::new(unique("outbox"), 1);
+        store.prepare(&["files".to_owned()]).await.unwrap();
+        store.write_batch(&put("files", "a", r#"{"v":1}"#, 1)).await.unwrap();
+        store.write_batch(&put("files", "a", r#"{"v":2}"#, 2)).await.unwrap();
+        let mut delete = put("files", "b", "null", 3);
+        delete.ops[0].change = Change::Delete;
+        store.write_batch(&delete).await.unwrap();
+        let items = store.load_all("files").await.unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].json, r#"{"v":2}"#);
+        // One outbox entry per item: the newest change replaced the older one.
+        let outbox = store.outbox(100).await.unwrap();
+        assert_eq!(
+            outbox.iter().map(|e| (e.id.as_str(), e.serial, e.delete)).collect::<Vec<_>>(),
+            [("a", 2, false), ("b", 3, true)]
+        );
+        assert_eq!(store.outbox_len().await.unwrap(), 2);
+        assert_eq!(store.stats().write_transactions, 3);
+    }
+
+    #[wasm_bindgen_test]
+    async fn invalid_json_fails_the_whole_batch_as_invalid_data() {
+        let store = IndexedDbStore::new(unique("invalid"), 1);
+        store.prepare(&["files".to_owned()]).await.unwrap();
+        let mut batch = put("files", "good", r#"{"ok":true}"#, 1);
+        batch.ops.push(QueuedOp {
+            key: ItemKey::new("files", "bad"),
+            change: Change::put("{not json"),
+            serial: 2,
+            sync_to_remote: false,
+            attempt: 0,
+        });
+        let error = store.write_batch(&batch).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::InvalidData(_) | StoreError::Other { .. }),
+            "{error:?}"
+        );
+        assert!(store.load_all("files").await.unwrap().is_empty(), "nothing of the batch is kept");
+    }
+
+    #[wasm_bindgen_test]
+    fn dom_errors_are_classified() {
+        let exception =
+            |name: &str| web_sys::DomException::new_with_message_and_name("message", name).unwrap();
+        assert!(matches!(
+            StoreError::from_dom_exception(&exception("QuotaExceededError")),
+            StoreError::QuotaExceeded(_)
+        ));
+        assert!(matches!(
+            StoreError::from_dom_exception(&exception("DataCloneError")),
+            StoreError::InvalidData(_)
+        ));
+        assert!(matches!(
+            StoreError::from_dom_exception(&exception("InvalidStateError")),
+            StoreError::Unavailable(_)
+        ));
+        let other = StoreError::from_dom_exception(&exception("AbortError"));
+        assert_eq!(
+            other,
+            StoreError::Other { name: "AbortError".into(), message: "message".into() }
+        );
+        assert_eq!(
+            StoreError::QuotaExceeded("full".into()).write_error_kind(),
+            yewdux_persist::engine::WriteErrorKind::QuotaExceeded
+        );
+    }
+
+    #[wasm_bindgen_test]
+    async fn another_tab_upgrading_closes_and_reopens_our_connection() {
+        let name = unique("versionchange");
+        let first = IndexedDbStore::new(&name, 1);
+        first.prepare(&["files".to_owned()]).await.unwrap();
+        first.write_batch(&put("files", "a", "1", 1)).await.unwrap();
+
+        // A second connection needs a new object store: a version upgrade. Without closing on
+        // `versionchange` the first connection would block it forever.
+        let second = IndexedDbStore::new(&name, 1);
+        within(3_000, "the upgrade", second.prepare(&["extra".to_owned()])).await.unwrap();
+        second.write_batch(&put("extra", "x", "2", 2)).await.unwrap();
+
+        // The first store reopens on its next operation and keeps working.
+        within(3_000, "the reopen", first.write_batch(&put("files", "b", "3", 3))).await.unwrap();
+        assert_eq!(first.load_all("files").await.unwrap().len(), 2);
+        assert_eq!(first.load_all("extra").await.unwrap().len(), 1);
+    }
+
+    #[wasm_bindgen_test]
+    async fn the_migration_hook_runs_once_per_upgrade() {
+        let name = unique("migration");
+        let seen: Rc<RefCell<Vec<Migration>>> = Rc::default();
+        let hook = {
+            let seen = Rc::clone(&seen);
+            Rc::new(move |db: &indexed_db_futures::database::Database, step: Migration| {
+                seen.borrow_mut().push(step);
+                if step.old_version < 3 {
+                    db.create_object_store("legacy").build().map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            })
+        };
+        let store = IndexedDbStore::new(&name, 3).with_migration(hook.clone());
+        store.prepare(&["files".to_owned()]).await.unwrap();
+        assert_eq!(*seen.borrow(), [Migration { old_version: 0, new_version: 3 }]);
+        drop(store);
+
+        // Reopening at the same version runs nothing; a new collection is one more upgrade.
+        let store = IndexedDbStore::new(&name, 3).with_migration(hook);
+        store.prepare(&["files".to_owned(), "models".to_owned()]).await.unwrap();
+        assert_eq!(seen.borrow().len(), 2);
+        assert_eq!(seen.borrow()[1], Migration { old_version: 3, new_version: 4 });
+        store.write_batch(&put("models", "m", "{}", 1)).await.unwrap();
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_failing_migration_is_reported_not_swallowed() {
+        let hook = Rc::new(|_: &indexed_db_futures::database::Database, _: Migration| {
+            Err("cannot convert v1 data".to_owned())
+        });
+        let store = IndexedDbStore::new(unique("bad-migration"), 2).with_migration(hook);
+        let error = store.prepare(&["files".to_owned()]).await.unwrap_err();
+        assert!(error.to_string().contains("cannot convert v1 data"), "{error}");
+    }
+}

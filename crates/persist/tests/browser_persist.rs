@@ -322,6 +322,7 @@ async fn a_failing_store_keeps_data_queued_and_reports_the_error() {
     assert_eq!(status.queue_depth + status.in_flight, 1, "the change stays queued: {status:?}");
     assert!(store.snapshot("files").is_empty());
     assert!(persistence.metrics().failed_ops >= 1);
+    assert!(persistence.metrics().quota_errors >= 1, "quota errors are counted on their own");
 
     // Backoff retries succeed once the store works again; nothing was dropped.
     assert!(wait_until(3_000, || store.snapshot("files").contains_key("big.bin")).await);
@@ -574,4 +575,48 @@ async fn configure_after_start_is_refused_and_slices_can_be_disabled() {
     assert_eq!(store.snapshot("files").keys().collect::<Vec<_>>(), ["saved"]);
     let patch = yewdux_persist::SliceConfigPatch { batch_size: Some(0), ..Default::default() };
     assert!(persistence.configure("files", patch).is_err(), "batch size 0 is refused");
+}
+
+#[wasm_bindgen_test]
+async fn concurrent_edits_in_two_tabs_converge_on_what_the_database_holds() {
+    let database = unique("concurrent");
+    let fast = |database: &str| {
+        PersistOptions::new(database).default_slice(SliceConfig {
+            debounce: Duration::from_millis(5),
+            max_wait: Duration::from_millis(20),
+            ..SliceConfig::default()
+        })
+    };
+    let (cx_a, cx_b) = (Context::new(), Context::new());
+    let (tab_a, tab_b) = (start(&cx_a, fast(&database)), start(&cx_b, fast(&database)));
+    let (a, b) = (open::<Workspace>(&cx_a), open::<Workspace>(&cx_b));
+    tab_a.ready().await;
+    tab_b.ready().await;
+
+    for round in 0..30 {
+        a.reduce_mut(|w| {
+            w.files.insert("shared", file("shared", &format!("a{round}")));
+            w.files.insert(format!("a-{}", round % 5), file("a", &round.to_string()));
+        });
+        b.reduce_mut(|w| {
+            w.files.insert("shared", file("shared", &format!("b{round}")));
+            if round % 7 == 0 {
+                w.files.remove("a-1");
+            }
+        });
+        sleep_ms(3 + round % 11).await;
+    }
+    tab_a.flush().await.expect("flush a");
+    tab_b.flush().await.expect("flush b");
+
+    let converged = wait_until(3_000, || a.get().files == b.get().files).await;
+    let saved = stored(&database, "files").await;
+    let in_a: Vec<(String, String)> = a
+        .get()
+        .files
+        .iter()
+        .map(|(id, f)| (id.to_owned(), serde_json::to_string(f).unwrap()))
+        .collect();
+    assert!(converged, "tabs disagree: {:?} vs {:?}", a.get().files, b.get().files);
+    assert_eq!(in_a, saved, "the tabs show what the database holds");
 }

@@ -11,7 +11,7 @@ use std::rc::{Rc, Weak};
 
 use futures::lock::Mutex;
 use indexed_db_futures::database::Database;
-use indexed_db_futures::error::{DomException, Error as IdbError, OpenDbError};
+use indexed_db_futures::error::{Error as IdbError, OpenDbError};
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
 use wasm_bindgen::{JsCast, JsValue};
@@ -105,7 +105,16 @@ impl IndexedDbStore {
             return Ok(db);
         }
         let required = self.required_stores();
-        let db = open_database(&self.name, None, &required, self.migration.clone()).await?;
+        let migration = self.migration.clone();
+        // Open at the configured version (one upgrade for a new database); a database already
+        // upgraded further (new collections bump it) is opened at its own version.
+        let db = match open_database(&self.name, Some(self.min_version), &required, migration).await
+        {
+            Err(StoreError::Other { name, .. }) if name == "VersionError" => {
+                open_database(&self.name, None, &required, self.migration.clone()).await?
+            }
+            other => other?,
+        };
         let current = db.version() as u32;
         let missing = required.iter().any(|name| !has_store(&db, name));
         let db = if missing || current < self.min_version {
@@ -437,7 +446,7 @@ async fn open_database(
     };
     opened.map_err(|error| match error {
         OpenDbError::Base(error) => match store_error(error) {
-            StoreError::Other { name, message } => {
+            StoreError::Other { name, message } if name != "VersionError" => {
                 StoreError::Unavailable(format!("cannot open database: {name}: {message}"))
             }
             other => other,
@@ -450,30 +459,37 @@ async fn open_database(
 fn store_error(error: IdbError) -> StoreError {
     match error {
         IdbError::DomException(exception) => {
-            let message = exception.message();
-            match exception {
-                DomException::DataError(_) | DomException::DataCloneError(_) => {
-                    StoreError::InvalidData(message)
-                }
-                DomException::InvalidStateError(_) | DomException::NotFoundError(_) => {
-                    StoreError::Unavailable(message)
-                }
-                other => {
-                    let sys: web_sys::DomException = other.into();
-                    let name = sys.name();
-                    if name == "QuotaExceededError" {
-                        StoreError::QuotaExceeded(message)
-                    } else {
-                        StoreError::Other { name, message }
-                    }
-                }
-            }
+            let sys: web_sys::DomException = exception.into();
+            StoreError::from_dom_exception(&sys)
         }
         IdbError::Serialisation(error) => StoreError::InvalidData(error.to_string()),
         IdbError::MissingData(error) => StoreError::InvalidData(error.to_string()),
         IdbError::Unknown(error) => {
             let value: JsValue = error.into();
-            StoreError::Other { name: "Error".into(), message: js_error_message(&value) }
+            match value.dyn_into::<web_sys::DomException>() {
+                Ok(exception) => StoreError::from_dom_exception(&exception),
+                Err(value) => {
+                    StoreError::Other { name: "Error".into(), message: js_error_message(&value) }
+                }
+            }
+        }
+    }
+}
+
+impl StoreError {
+    /// Classifies a DOM exception raised by IndexedDB: `QuotaExceededError` → quota,
+    /// `DataError`/`DataCloneError` → invalid data, `InvalidStateError`/`NotFoundError` (closed
+    /// or deleted database) → unavailable, anything else (`AbortError`, `UnknownError`, ...) →
+    /// other, retried.
+    pub fn from_dom_exception(exception: &web_sys::DomException) -> Self {
+        let (name, message) = (exception.name(), exception.message());
+        match name.as_str() {
+            "QuotaExceededError" => StoreError::QuotaExceeded(message),
+            "DataError" | "DataCloneError" => StoreError::InvalidData(format!("{name}: {message}")),
+            "InvalidStateError" | "NotFoundError" => {
+                StoreError::Unavailable(format!("{name}: {message}"))
+            }
+            _ => StoreError::Other { name, message },
         }
     }
 }
