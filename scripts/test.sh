@@ -33,7 +33,10 @@ else
     cargo test -p persist-server --locked
 fi
 
-step "browser tests (headless Chromium)"
+step "browser tests: yewdux-persist (headless Chromium)"
 (cd crates/persist && wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER" --mode no-install -- --locked)
+
+step "browser tests: the app (headless Chromium)"
+wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER" --mode no-install -- --locked
 
 step "done"

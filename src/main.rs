@@ -1,10 +1,8 @@
-use yew::prelude::*;
-
-#[function_component]
-fn App() -> Html {
-    html! { <h1>{ "Workspace editor" }</h1> }
-}
+//! The `persist-app` binary: the workspace editor, built for the browser by Trunk.
 
 fn main() {
-    yew::Renderer::<App>::new().render();
+    #[cfg(target_arch = "wasm32")]
+    persist_app::run();
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("persist-app runs in the browser: build it with `trunk build` or `make run`");
 }

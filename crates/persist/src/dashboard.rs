@@ -8,26 +8,34 @@ use crate::hooks::use_persistence;
 use crate::local::StorageKind;
 use crate::metrics::{OperationKind, OperationRecord};
 
-/// The dashboard's stylesheet (class names start with `yp-`). It is included by the component;
-/// override any rule in your own CSS.
+/// The dashboard's stylesheet (class names start with `yp-`). It is included by the component.
+/// Colours come from CSS variables with light defaults (`--yp-bg`, `--yp-fg`, `--yp-muted`,
+/// `--yp-border`, `--yp-ok-bg`/`-fg`, `--yp-warn-bg`/`-fg`, `--yp-bad-bg`/`-fg`, `--yp-bar`,
+/// `--yp-bar-failed`, `--yp-bar-sync`, `--yp-button-bg`): set them on any ancestor for a dark
+/// theme.
 pub const DASHBOARD_CSS: &str = r#"
-.yp-dashboard { font: 13px/1.4 system-ui, sans-serif; color: #1d2330; background: #fff;
-  border: 1px solid #d8dce3; border-radius: 8px; padding: 12px 14px; max-width: 560px; }
+.yp-dashboard { font: 13px/1.4 system-ui, sans-serif; color: var(--yp-fg, #1d2330);
+  background: var(--yp-bg, #fff); border: 1px solid var(--yp-border, #d8dce3); border-radius: 8px;
+  padding: 12px 14px; max-width: 560px; }
 .yp-dashboard h3 { margin: 0 0 8px; font-size: 14px; }
 .yp-row { display: flex; flex-wrap: wrap; gap: 6px 18px; margin: 6px 0; }
 .yp-stat { display: flex; flex-direction: column; min-width: 88px; }
 .yp-stat b { font-size: 16px; }
-.yp-stat span { color: #5b6474; font-size: 11px; text-transform: uppercase; letter-spacing: .03em; }
+.yp-stat span { color: var(--yp-muted, #5b6474); font-size: 11px; text-transform: uppercase;
+  letter-spacing: .03em; }
 .yp-badge { display: inline-block; border-radius: 10px; padding: 1px 8px; font-size: 12px; }
-.yp-ok { background: #dff5e6; color: #17623a; } .yp-warn { background: #fff2d6; color: #7a5200; }
-.yp-bad { background: #fde1e1; color: #8a1c1c; }
-.yp-error { color: #8a1c1c; margin: 4px 0; word-break: break-word; }
+.yp-ok { background: var(--yp-ok-bg, #dff5e6); color: var(--yp-ok-fg, #17623a); }
+.yp-warn { background: var(--yp-warn-bg, #fff2d6); color: var(--yp-warn-fg, #7a5200); }
+.yp-bad { background: var(--yp-bad-bg, #fde1e1); color: var(--yp-bad-fg, #8a1c1c); }
+.yp-error { color: var(--yp-bad-fg, #8a1c1c); margin: 4px 0; word-break: break-word; }
 .yp-history { display: flex; align-items: flex-end; gap: 1px; height: 36px; margin: 8px 0; }
-.yp-history i { flex: 1; background: #7aa7e8; min-height: 2px; }
-.yp-history i.yp-failed { background: #e07a7a; } .yp-history i.yp-sync { background: #8fcf9f; }
+.yp-history i { flex: 1; background: var(--yp-bar, #7aa7e8); min-height: 2px; }
+.yp-history i.yp-failed { background: var(--yp-bar-failed, #e07a7a); }
+.yp-history i.yp-sync { background: var(--yp-bar-sync, #8fcf9f); }
 .yp-actions { display: flex; gap: 8px; margin-top: 8px; }
-.yp-actions button { font: inherit; padding: 3px 10px; border-radius: 5px; border: 1px solid #b8c0cc;
-  background: #f6f7f9; cursor: pointer; }
+.yp-actions button { font: inherit; color: inherit; padding: 3px 10px; border-radius: 5px;
+  border: 1px solid var(--yp-border, #b8c0cc); background: var(--yp-button-bg, #f6f7f9);
+  cursor: pointer; }
 "#;
 
 /// Props of [`PersistenceDashboard`].
@@ -159,11 +167,12 @@ pub fn PersistenceDashboard(props: &DashboardProps) -> Html {
                 { stat("p95", format_duration(metrics.p95_duration)) }
                 { stat("written", format_bytes(metrics.bytes_written)) }
             </div>
-            <div class="yp-row">
-                { stat("to sync", state.auto_sync.pending_changes.to_string()) }
-                { stat("auto-sync", if state.auto_sync.enabled { "on" } else { "off" }) }
-                { stat("next sync", state.auto_sync.next_sync_in.map(format_duration).unwrap_or_else(|| "—".into())) }
-            </div>
+            if state.auto_sync.enabled {
+                <div class="yp-row">
+                    { stat("to sync", state.auto_sync.pending_changes.to_string()) }
+                    { stat("next sync", state.auto_sync.next_sync_in.map(format_duration).unwrap_or_else(|| "—".into())) }
+                </div>
+            }
             <div class="yp-history" title="last 100 operations">
                 { for metrics.history.iter().map(|record| history_bar(record, longest)) }
             </div>

@@ -107,3 +107,24 @@ pub fn use_persistence() -> UsePersistence {
         persistence: (*persistence).clone(),
     }
 }
+
+/// `true` once every installed store has loaded its saved data. Re-renders the component only
+/// when that changes (not on every queue change, unlike [`use_persistence`]).
+#[hook]
+pub fn use_persistence_ready() -> bool {
+    let cx = use_yewdux_context();
+    let persistence = use_memo(cx, crate::listener::persistence);
+    let ready = use_state_eq({
+        let persistence = persistence.clone();
+        move || persistence.status().ready
+    });
+    {
+        let ready = ready.setter();
+        use_effect_with(persistence, move |persistence| {
+            ready.set(persistence.status().ready);
+            let subscription = persistence.subscribe_status(move |status| ready.set(status.ready));
+            move || drop(subscription)
+        });
+    }
+    *ready
+}

@@ -102,7 +102,7 @@ pub use collection::Collection;
 #[cfg(feature = "dashboard")]
 pub use dashboard::{DashboardProps, PersistenceDashboard, DASHBOARD_CSS};
 pub use error::Error;
-pub use hooks::{use_persistence, UsePersistence};
-pub use listener::{configure, install, persistence, shutdown, try_persistence};
+pub use hooks::{use_persistence, use_persistence_ready, UsePersistence};
+pub use listener::{configure, install, persistence, preload, shutdown, try_persistence};
 pub use parts::{ItemError, Parts, Persist, SINGLETON_ID};
 pub use runtime::{PersistOptions, PersistStatus, Persistence, DEFAULT_DATABASE};

@@ -66,6 +66,13 @@ pub fn shutdown(cx: &Context) -> Option<Persistence> {
     cx.get::<RuntimeSlot>().0.borrow_mut().take()
 }
 
+/// Creates store `S` in `cx` now (yewdux creates stores lazily, on first use), so its saved data
+/// starts loading and [`Persistence::ready`] / `status().ready` wait for it. Call it for every
+/// persisted store before rendering, so no component sees the defaults first.
+pub fn preload<S: Persist>(cx: &Context) {
+    cx.get::<S>();
+}
+
 /// Makes store `S` persisted: loads its saved data and writes every later change. Call it from
 /// `Store::new` with the state to show until the saved data is loaded; it returns that state.
 ///

@@ -185,6 +185,29 @@ impl Persistence {
         result
     }
 
+    /// Applies one patch to several slices, all or nothing: when the patch is invalid for any of
+    /// them, none changes.
+    pub fn configure_many(
+        &self,
+        slices: &[&str],
+        patch: SliceConfigPatch,
+    ) -> Result<(), ConfigError> {
+        {
+            let engine = self.inner.engine.borrow();
+            for slice in slices {
+                patch.apply(engine.slice_config(slice), &format!("slice {slice:?}"))?;
+            }
+        }
+        let now = clock::now();
+        let mut engine = self.inner.engine.borrow_mut();
+        for slice in slices {
+            engine.configure_slice(now, slice, &patch)?;
+        }
+        drop(engine);
+        self.inner.drive();
+        Ok(())
+    }
+
     /// Starts persisting a slice again.
     pub fn enable(&self, slice: &str) {
         self.inner.engine.borrow_mut().enable_slice(clock::now(), slice);
