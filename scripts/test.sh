@@ -24,7 +24,7 @@ RUSTDOCFLAGS="-D warnings --cfg=web_sys_unstable_apis" \
     cargo doc --target wasm32-unknown-unknown -p yewdux-persist --no-deps --locked
 
 step "native tests"
-cargo test --workspace --exclude persist-server --locked
+cargo test --workspace --exclude persist-server --exclude persist-e2e --locked
 
 step "server tests (SQLite and PostgreSQL)"
 if [ -x scripts/server-test.sh ]; then
@@ -38,5 +38,8 @@ step "browser tests: yewdux-persist (headless Chromium)"
 
 step "browser tests: the app (headless Chromium)"
 wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER" --mode no-install -- --locked
+
+step "end-to-end: the served app in headless Chromium"
+scripts/e2e-test.sh
 
 step "done"

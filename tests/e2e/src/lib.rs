@@ -1,0 +1,188 @@
+//! Helpers of the end-to-end tests: start the real server on the built app, start ChromeDriver
+//! and drive headless Chromium through a minimal WebDriver client.
+//!
+//! The tests need the app built by Trunk: `scripts/e2e-test.sh` builds it and sets
+//! `PERSIST_E2E_DIST`. Without it they fail with a clear message.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The browser flags that keep headless Chromium off the network and working as root.
+const CHROME_ARGS: &[&str] = &[
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,800",
+];
+
+/// The built app (Trunk's `dist`), from `PERSIST_E2E_DIST`.
+pub fn dist_dir() -> PathBuf {
+    let dir = std::env::var_os("PERSIST_E2E_DIST").map(PathBuf::from).expect(
+        "PERSIST_E2E_DIST is not set: run scripts/e2e-test.sh (it builds the app with trunk first)",
+    );
+    assert!(dir.join("index.html").is_file(), "{} has no index.html", dir.display());
+    dir
+}
+
+/// The real server on 127.0.0.1, serving the built app in dev mode (as `make run` does).
+#[derive(Debug)]
+pub struct Server {
+    /// The running server.
+    pub running: persist_server::RunningServer,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts it on a free port with a fresh SQLite database.
+    pub async fn start() -> Server {
+        let data = tempfile::tempdir().expect("temp dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut config = persist_server::ServerConfig::with_database(
+            persist_server::DatabaseConfig::Sqlite(data.path().join("e2e.sqlite3")),
+        );
+        config.static_dir = Some(dist_dir());
+        config.dev = true;
+        let running = persist_server::start(listener, config).await.expect("server starts");
+        Server { running, _data: data }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        self.running.base_url().trim_end_matches('/').to_owned()
+    }
+}
+
+/// A ChromeDriver process and one headless Chromium session on it; both end when dropped.
+#[derive(Debug)]
+pub struct Browser {
+    driver: Child,
+    endpoint: String,
+    http: reqwest::Client,
+}
+
+impl Browser {
+    /// Starts ChromeDriver (`CHROMEDRIVER` or `/usr/bin/chromedriver`) and a session.
+    pub async fn start() -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let chromedriver =
+            std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {chromedriver}: {e}"));
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let capabilities = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": CHROME_ARGS,
+        }}}});
+        let session = http
+            .post(format!("{base}/session"))
+            .json(&capabilities)
+            .send()
+            .await
+            .expect("new session")
+            .json::<Value>()
+            .await
+            .expect("session json");
+        let id = session["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {session}"))
+            .to_owned();
+        Browser { driver, endpoint: format!("{base}/session/{id}"), http }
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let request = self.http.request(method, format!("{}{path}", self.endpoint));
+        let request = if body.is_null() { request } else { request.json(&body) };
+        let answer: Value =
+            request.send().await.expect("webdriver request").json().await.expect("json");
+        if answer["value"].get("error").is_some() {
+            panic!("webdriver {path}: {}", answer["value"]);
+        }
+        answer["value"].clone()
+    }
+
+    /// Opens `url`.
+    pub async fn goto(&self, url: &str) {
+        self.command(reqwest::Method::POST, "/url", json!({ "url": url })).await;
+    }
+
+    /// Reloads the page.
+    pub async fn refresh(&self) {
+        self.command(reqwest::Method::POST, "/refresh", json!({})).await;
+    }
+
+    /// Runs `script` (a function body; `arguments[i]` are `args`) and returns its result.
+    pub async fn run(&self, script: &str, args: Value) -> Value {
+        self.command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
+    /// The page's visible text.
+    pub async fn text(&self) -> String {
+        self.run("return document.body ? document.body.innerText : ''", json!([]))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits until the page's text contains every one of `needles`, or panics with the text.
+    pub async fn wait_for_text(&self, needles: &[&str], timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.text().await;
+            if needles.iter().all(|needle| text.contains(needle)) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "waited {timeout:?} for {needles:?}; page:\n{text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Types `text` into the first element matching `css` (a real WebDriver keyboard input).
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let element = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        let id = element
+            .as_object()
+            .and_then(|map| map.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {element}"))
+            .to_owned();
+        self.command(reqwest::Method::POST, &format!("/element/{id}/value"), json!({"text": text}))
+            .await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
