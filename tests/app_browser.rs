@@ -102,6 +102,7 @@ async fn wait_for_stored(
             .load_all(collection)
             .await
             .expect("load")
+            .items
             .into_iter()
             .map(|item| (item.id, serde_json::from_str(&item.json).expect("JSON")))
             .collect();

@@ -125,7 +125,10 @@ pub fn PersistenceDashboard(props: &DashboardProps) -> Html {
         (StorageKind::IndexedDb, true) => ("yp-badge yp-ok", "IndexedDB".to_owned()),
         (StorageKind::Memory, true) => ("yp-badge yp-bad", "memory only".to_owned()),
     };
-    let saving = if status.failed_keys.is_empty() && status.last_error.is_none() {
+    let healthy = status.failed_keys.is_empty()
+        && status.last_error.is_none()
+        && status.collection_errors.is_empty();
+    let saving = if healthy {
         if status.queue_depth + status.in_flight == 0 {
             html! { <span class="yp-badge yp-ok">{ "all saved" }</span> }
         } else {
@@ -179,6 +182,9 @@ pub fn PersistenceDashboard(props: &DashboardProps) -> Html {
             if let Some(error) = &status.last_error {
                 <div class="yp-error">{ error.clone() }</div>
             }
+            { for status.collection_errors.iter().map(|(collection, error)| html! {
+                <div class="yp-error">{ format!("{collection}: {error}") }</div>
+            }) }
             { for status.failed_keys.iter().map(|key| html! {
                 <div class="yp-error">{ format!("not saved: {key}") }</div>
             }) }

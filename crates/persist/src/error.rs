@@ -2,7 +2,6 @@
 
 use crate::config::ConfigError;
 use crate::engine::FlushError;
-use crate::local::StoreError;
 
 /// An error of the persistence runtime.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -18,9 +17,12 @@ pub enum Error {
     /// A configuration value is invalid; nothing was changed.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// Local storage failed.
-    #[error(transparent)]
-    Storage(#[from] StoreError),
+    /// Collection names starting with `__` are kept for the runtime's own stores.
+    #[error("collection name {0:?} is reserved (names starting with \"__\")")]
+    ReservedCollection(String),
+    /// No persistence runtime runs in the (global) yewdux context.
+    #[error("no persistence runtime runs in this yewdux context")]
+    NotStarted,
     /// [`configure`](crate::configure) was called after the context's runtime had started.
     #[error("persistence already started in this context; call configure before any persisted store is used")]
     AlreadyStarted,

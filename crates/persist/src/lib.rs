@@ -81,7 +81,10 @@ mod config;
 mod dashboard;
 pub mod engine;
 mod error;
+#[cfg(target_arch = "wasm32")]
+mod global;
 mod hooks;
+mod hydrate;
 mod listener;
 pub mod local;
 mod metrics;
@@ -102,7 +105,13 @@ pub use collection::Collection;
 #[cfg(feature = "dashboard")]
 pub use dashboard::{DashboardProps, PersistenceDashboard, DASHBOARD_CSS};
 pub use error::Error;
+#[cfg(target_arch = "wasm32")]
+pub use global::{
+    configure_persistence, disable_persistence, enable_persistence, flush_persistence,
+    get_sync_metrics, reset_sync_metrics,
+};
 pub use hooks::{use_persistence, use_persistence_ready, UsePersistence};
 pub use listener::{configure, install, persistence, preload, shutdown, try_persistence};
+pub use local::Durability;
 pub use parts::{ItemError, Parts, Persist, SINGLETON_ID};
-pub use runtime::{PersistOptions, PersistStatus, Persistence, DEFAULT_DATABASE};
+pub use runtime::{PersistOptions, PersistStatus, Persistence, WeakPersistence, DEFAULT_DATABASE};

@@ -2,20 +2,31 @@
 //! of a context, and the listener that turns store changes into queued item changes.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::collections::BTreeSet;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use yewdux::{Context, Dispatch, Listener};
 
-use crate::engine::{Change, ItemKey};
+use crate::engine::ItemKey;
 use crate::error::Error;
-use crate::local::{is_reserved_collection, StoreError, StoredItem};
-use crate::parts::{parts_of, PartChange, Parts, Persist};
-use crate::runtime::{PersistOptions, Persistence};
+use crate::hydrate::hydrate;
+use crate::local::is_reserved_collection;
+use crate::parts::{parts_of, Part, PartChange, Parts, Persist};
+use crate::runtime::{Applier, PersistOptions, Persistence};
 
 /// The runtime of a yewdux context, kept in the context itself.
 #[derive(Default)]
-struct RuntimeSlot(RefCell<Option<Persistence>>);
+struct RuntimeSlot(RefCell<Slot>);
+
+#[derive(Default)]
+enum Slot {
+    #[default]
+    Empty,
+    Running(Persistence),
+    /// [`shutdown`] ran: stores created later are not persisted to the old database.
+    Stopped,
+}
 
 impl yewdux::store::Store for RuntimeSlot {
     fn new(_: &Context) -> Self {
@@ -28,7 +39,8 @@ impl yewdux::store::Store for RuntimeSlot {
 }
 
 /// Sets up the persistence runtime of `cx` with `options`. Call it before any persisted store is
-/// used (in `main`, before rendering); stores installed later use this runtime.
+/// used (in `main`, before rendering); stores installed later use this runtime. After
+/// [`shutdown`] it starts a new runtime.
 ///
 /// # Errors
 /// - [`Error::AlreadyStarted`] when the context already has a runtime.
@@ -36,34 +48,56 @@ impl yewdux::store::Store for RuntimeSlot {
 pub fn configure(cx: &Context, options: PersistOptions) -> Result<Persistence, Error> {
     let slot = cx.get::<RuntimeSlot>();
     let mut slot = slot.0.borrow_mut();
-    if slot.is_some() {
+    if matches!(*slot, Slot::Running(_)) {
         return Err(Error::AlreadyStarted);
     }
     let persistence = Persistence::new(options)?;
-    *slot = Some(persistence.clone());
+    *slot = Slot::Running(persistence.clone());
     Ok(persistence)
 }
 
-/// The runtime of `cx`, started with default options if none runs yet.
+/// The runtime of `cx`, started with default options if none was configured. After
+/// [`shutdown`], a memory-only runtime (nothing is written to the old database).
 pub fn persistence(cx: &Context) -> Persistence {
     let slot = cx.get::<RuntimeSlot>();
     let mut slot = slot.0.borrow_mut();
-    slot.get_or_insert_with(|| {
-        Persistence::new(PersistOptions::default()).expect("the default options are valid")
-    })
-    .clone()
+    match &*slot {
+        Slot::Running(persistence) => persistence.clone(),
+        Slot::Empty => {
+            let persistence =
+                Persistence::new(PersistOptions::default()).expect("the default options are valid");
+            *slot = Slot::Running(persistence.clone());
+            persistence
+        }
+        Slot::Stopped => {
+            let persistence = Persistence::new(PersistOptions::default().memory_only())
+                .expect("the default options are valid");
+            persistence.note_storage("memory-only: persistence was shut down in this context");
+            *slot = Slot::Running(persistence.clone());
+            persistence
+        }
+    }
 }
 
 /// The runtime of `cx`, if one runs.
 pub fn try_persistence(cx: &Context) -> Option<Persistence> {
-    cx.get::<RuntimeSlot>().0.borrow().clone()
+    match &*cx.get::<RuntimeSlot>().0.borrow() {
+        Slot::Running(persistence) => Some(persistence.clone()),
+        Slot::Empty | Slot::Stopped => None,
+    }
 }
 
-/// Stops the runtime of `cx`: takes it out of the context, so when your own handles are gone its
-/// timers, page listeners and tab channel are dropped. Flush first if you want queued changes
+/// Stops the runtime of `cx` and returns it. A runtime lives as long as its yewdux context (which
+/// is usually the whole page); this takes it out, so that once your own handles are dropped its
+/// timers, page listeners and tab channel are dropped too. Flush first if you want queued changes
 /// written. Persisted stores of `cx` stop persisting.
 pub fn shutdown(cx: &Context) -> Option<Persistence> {
-    cx.get::<RuntimeSlot>().0.borrow_mut().take()
+    let slot = cx.get::<RuntimeSlot>();
+    let mut slot = slot.0.borrow_mut();
+    match std::mem::replace(&mut *slot, Slot::Stopped) {
+        Slot::Running(persistence) => Some(persistence),
+        Slot::Empty | Slot::Stopped => None,
+    }
 }
 
 /// Creates store `S` in `cx` now (yewdux creates stores lazily, on first use), so its saved data
@@ -103,48 +137,96 @@ pub fn preload<S: Persist>(cx: &Context) {
 /// Changes the app makes before loading finishes are not lost: they are applied again on top of
 /// the loaded data and saved. Still, show a loading state until [`Persistence::ready`] (or
 /// `status().ready`) so users do not see defaults flash. Note that yewdux creates a store lazily,
-/// on its first `get`/`use_store`: `ready` only waits for stores that exist.
+/// on its first `get`/`use_store`: `ready` only waits for stores that exist, so call [`preload`]
+/// for your persisted stores before rendering.
+///
+/// A collection whose saved data cannot be loaded (after retries) is not persisted in this
+/// session, so its defaults never overwrite the saved data; the status says so
+/// (`collection_errors`). Collection names starting with `__` are reserved and not persisted.
 pub fn install<S: Persist>(cx: &Context, initial: S) -> S {
     let persistence = persistence(cx);
-    let parts = Rc::new(parts_of::<S>());
+    let mut parts = parts_of::<S>();
+    parts.list.retain(|part| {
+        let reserved = is_reserved_collection(part.collection());
+        if reserved {
+            persistence.report_collection_error(
+                part.collection(),
+                "the name is reserved (names starting with \"__\"); it is not persisted".into(),
+            );
+        }
+        !reserved
+    });
     let shared = Rc::new(Shared {
-        parts: Rc::clone(&parts),
+        parts: Rc::new(parts),
         previous: RefCell::new(Rc::new(initial.clone())),
-        suppress: Cell::new(false),
         hydrated: Cell::new(false),
+        unloaded: RefCell::new(BTreeSet::new()),
+        missed: RefCell::new(Vec::new()),
+        appliers: RefCell::new(Vec::new()),
     });
     cx.init_listener(|| PersistListener { shared: Rc::clone(&shared) });
-    for part in &parts.list {
-        let collection = part.collection().to_owned();
-        let (cx, shared, part) = (cx.clone(), Rc::clone(&shared), Rc::clone(part));
-        persistence.register_applier(
-            &collection,
-            Rc::new(move |changes| {
-                if !shared.hydrated.get() {
-                    return Vec::new(); // loading will read the newest values anyway
-                }
-                let mut errors = Vec::new();
-                shared.suppress.set(true);
-                Dispatch::<S>::new(&cx).reduce_mut(|state| errors = part.apply(state, changes));
-                shared.suppress.set(false);
-                errors
-            }),
-        );
+    for part in &shared.parts.list {
+        let applier: Applier = Rc::new(tab_applier(cx.clone(), Rc::downgrade(&shared), part));
+        // The runtime only holds it weakly: the store's listener (owned by the context) owns it.
+        persistence.register_applier(part.collection(), Rc::downgrade(&applier));
+        shared.appliers.borrow_mut().push(applier);
     }
     persistence.begin_hydration();
     wasm_bindgen_futures::spawn_local(hydrate::<S>(cx.clone(), persistence, shared));
     initial
 }
 
+/// Applies changes another tab committed to one part of the store.
+fn tab_applier<S: Persist>(
+    cx: Context,
+    shared: Weak<Shared<S>>,
+    part: &Rc<dyn Part<S>>,
+) -> impl Fn(&[(String, Option<String>)]) -> Vec<crate::parts::ItemError> {
+    let part = Rc::clone(part);
+    move |changes| {
+        let Some(shared) = shared.upgrade() else { return Vec::new() };
+        if !shared.hydrated.get() {
+            // Loading may have read these items before the other tab wrote them: read them
+            // again once loading is done.
+            let ids = changes.iter().map(|(id, _)| id.clone()).collect();
+            shared.missed.borrow_mut().push((part.collection().to_owned(), ids));
+            return Vec::new();
+        }
+        if shared.unloaded.borrow().contains(part.collection()) {
+            return Vec::new();
+        }
+        let mut errors = Vec::new();
+        Dispatch::<S>::new(&cx).reduce_mut(|state| {
+            errors = part.apply(state, changes);
+            // The runtime's own update is not a change to persist; changes other subscribers
+            // make in reaction still are (they are diffed against this).
+            shared.mark_seen(state);
+        });
+        errors
+    }
+}
+
 /// State shared by a store's listener, its loader and its tab appliers.
-struct Shared<S> {
-    parts: Rc<Parts<S>>,
+pub(crate) struct Shared<S> {
+    pub(crate) parts: Rc<Parts<S>>,
     /// The state the listener saw last: changes are diffed against it.
-    previous: RefCell<Rc<S>>,
-    /// Set while the runtime itself updates the store (loading, other tabs): not re-persisted.
-    suppress: Cell<bool>,
+    pub(crate) previous: RefCell<Rc<S>>,
     /// Set once saved data is loaded.
-    hydrated: Cell<bool>,
+    pub(crate) hydrated: Cell<bool>,
+    /// Collections whose saved data could not be loaded: not persisted this session.
+    pub(crate) unloaded: RefCell<BTreeSet<String>>,
+    /// Items other tabs committed while loading: read again after loading.
+    pub(crate) missed: RefCell<Vec<(String, Vec<String>)>>,
+    /// The tab appliers (the runtime holds them weakly).
+    appliers: RefCell<Vec<Applier>>,
+}
+
+impl<S: Persist> Shared<S> {
+    /// Records `state` as seen, from inside a runtime-made `reduce_mut`: the listener then diffs
+    /// the notified state against it and finds nothing of the runtime's own update.
+    pub(crate) fn mark_seen(&self, state: &S) {
+        *self.previous.borrow_mut() = Rc::new(state.clone());
+    }
 }
 
 struct PersistListener<S> {
@@ -154,22 +236,22 @@ struct PersistListener<S> {
 impl<S: Persist> Listener for PersistListener<S> {
     type Store = S;
 
-    fn on_change(&self, cx: &Context, state: Rc<S>) {
+    fn on_change(&self, cx: &Context, _: Rc<S>) {
         let shared = &self.shared;
-        if shared.suppress.get() {
-            shared.previous.replace(state);
-            return;
-        }
         if !shared.hydrated.get() {
             // `previous` stays the initial state: changes made while loading are replayed over
             // the loaded data when it arrives.
             return;
         }
+        // The store's current state, not the notified one: when a subscriber dispatches while
+        // being notified, later subscribers get an older state after the newer one.
+        let state = cx.get::<S>();
         let previous = shared.previous.replace(Rc::clone(&state));
         let Some(persistence) = try_persistence(cx) else { return };
+        let unloaded = shared.unloaded.borrow();
         let mut changes = Vec::new();
         let mut errors = Vec::new();
-        for part in &shared.parts.list {
+        for part in shared.parts.list.iter().filter(|part| !unloaded.contains(part.collection())) {
             let collection: Arc<str> = Arc::from(part.collection());
             part.diff(&previous, &state, &mut |change| match change {
                 PartChange::Change { id, change } => {
@@ -183,114 +265,4 @@ impl<S: Persist> Listener for PersistListener<S> {
         }
         persistence.report_item_errors(errors);
     }
-}
-
-fn initialized_key(collection: &str) -> String {
-    format!("initialized:{collection}")
-}
-
-async fn hydrate<S: Persist>(cx: Context, persistence: Persistence, shared: Rc<Shared<S>>) {
-    let collections = shared.parts.collections();
-    if let Some(reserved) = collections.iter().find(|name| is_reserved_collection(name)) {
-        persistence.report_error(format!(
-            "collection name {reserved:?} is reserved (names starting with \"__\"); it is not persisted"
-        ));
-    }
-    let collections: Vec<String> =
-        collections.into_iter().filter(|name| !is_reserved_collection(name)).collect();
-
-    if let Err(error) = persistence.local_store().prepare(&collections).await {
-        match error {
-            StoreError::Unavailable(reason) => {
-                persistence.fall_back_to_memory(reason);
-                let _ = persistence.local_store().prepare(&collections).await;
-            }
-            other => persistence.report_error(format!("preparing storage failed: {other}")),
-        }
-    }
-    let store = persistence.local_store();
-
-    // Read everything first, then apply in one store update.
-    let mut loaded: Vec<Option<(Vec<StoredItem>, bool)>> = Vec::new();
-    for part in &shared.parts.list {
-        let name = part.collection();
-        if is_reserved_collection(name) {
-            loaded.push(None);
-            continue;
-        }
-        let items = store.load_all(name).await;
-        let initialized = store.get_meta(&initialized_key(name)).await;
-        match (items, initialized) {
-            (Ok(items), Ok(marker)) => loaded.push(Some((items, marker.is_some()))),
-            (Err(error), _) | (_, Err(error)) => {
-                persistence.report_error(format!("loading {name} failed: {error}"));
-                loaded.push(None);
-            }
-        }
-    }
-
-    let mut errors = Vec::new();
-    let mut first_runs = Vec::new();
-    // Changes the app made while loading, replayed over the loaded data.
-    let mut replayed: Vec<(ItemKey, Change)> = Vec::new();
-    let initial = Rc::clone(&shared.previous.borrow());
-    shared.suppress.set(true);
-    Dispatch::<S>::new(&cx).reduce_mut(|state| {
-        for (part, loaded) in shared.parts.list.iter().zip(&loaded) {
-            let Some((items, initialized)) = loaded else { continue };
-            if part.is_collection() && items.is_empty() && !initialized {
-                first_runs.push(Rc::clone(part));
-                continue;
-            }
-            let mut early: Vec<(String, Change)> = Vec::new();
-            part.diff(&initial, state, &mut |change| match change {
-                PartChange::Change { id, change } => early.push((id.to_owned(), change)),
-                PartChange::Error(error) => errors.push(error),
-            });
-            errors.extend(part.load(state, items));
-            let as_json: Vec<(String, Option<String>)> = early
-                .iter()
-                .map(|(id, change)| match change {
-                    Change::Put(json) => (id.clone(), Some(json.as_str().to_owned())),
-                    Change::Delete => (id.clone(), None),
-                })
-                .collect();
-            errors.extend(part.apply(state, &as_json));
-            let collection: Arc<str> = Arc::from(part.collection());
-            replayed.extend(
-                early
-                    .into_iter()
-                    .map(|(id, change)| (ItemKey::new(Arc::clone(&collection), id), change)),
-            );
-        }
-    });
-    shared.suppress.set(false);
-    let state = cx.get::<S>();
-    *shared.previous.borrow_mut() = Rc::clone(&state);
-    shared.hydrated.set(true);
-
-    // First run of a collection: save its initial items, and remember it was initialised so
-    // deleting every item later does not bring the initial ones back.
-    let mut changes = replayed;
-    for part in &first_runs {
-        let collection: Arc<str> = Arc::from(part.collection());
-        part.snapshot(&state, &mut |change| match change {
-            PartChange::Change { id, change } => {
-                changes.push((ItemKey::new(Arc::clone(&collection), id), change));
-            }
-            PartChange::Error(error) => errors.push(error),
-        });
-    }
-    for (part, loaded) in shared.parts.list.iter().zip(&loaded) {
-        if matches!(loaded, Some((_, false))) {
-            if let Err(error) = store.set_meta(&initialized_key(part.collection()), "true").await {
-                persistence.report_error(format!("saving bookkeeping failed: {error}"));
-            }
-        }
-    }
-    if !changes.is_empty() {
-        persistence.enqueue_many(changes);
-    }
-    persistence.report_item_errors(errors);
-    persistence.end_hydration();
 }

@@ -47,7 +47,7 @@ mod store {
     use std::rc::Rc;
 
     use futures::future::{select, Either};
-    use indexed_db_futures::Build;
+    use indexed_db_futures::{Build, BuildPrimitive};
     use wasm_bindgen_test::*;
     use yewdux_persist::engine::{BatchId, Change, ItemKey, QueuedOp, WriteBatch};
     use yewdux_persist::local::{IndexedDbStore, LocalStore, Migration, StoreError};
@@ -88,7 +88,7 @@ mod store {
         let mut delete = put("files", "b", "null", 3);
         delete.ops[0].change = Change::Delete;
         store.write_batch(&delete).await.unwrap();
-        let items = store.load_all("files").await.unwrap();
+        let items = store.load_all("files").await.unwrap().items;
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].json, r#"{"v":2}"#);
         // One outbox entry per item: the newest change replaced the older one.
@@ -118,7 +118,10 @@ mod store {
             matches!(error, StoreError::InvalidData(_) | StoreError::Other { .. }),
             "{error:?}"
         );
-        assert!(store.load_all("files").await.unwrap().is_empty(), "nothing of the batch is kept");
+        assert!(
+            store.load_all("files").await.unwrap().items.is_empty(),
+            "nothing of the batch is kept"
+        );
     }
 
     #[wasm_bindgen_test]
@@ -163,8 +166,8 @@ mod store {
 
         // The first store reopens on its next operation and keeps working.
         within(3_000, "the reopen", first.write_batch(&put("files", "b", "3", 3))).await.unwrap();
-        assert_eq!(first.load_all("files").await.unwrap().len(), 2);
-        assert_eq!(first.load_all("extra").await.unwrap().len(), 1);
+        assert_eq!(first.load_all("files").await.unwrap().items.len(), 2);
+        assert_eq!(first.load_all("extra").await.unwrap().items.len(), 1);
     }
 
     #[wasm_bindgen_test]
@@ -202,5 +205,52 @@ mod store {
         let store = IndexedDbStore::new(unique("bad-migration"), 2).with_migration(hook);
         let error = store.prepare(&["files".to_owned()]).await.unwrap_err();
         assert!(error.to_string().contains("cannot convert v1 data"), "{error}");
+    }
+
+    #[wasm_bindgen_test]
+    async fn values_come_back_byte_for_byte_even_with_huge_integers() {
+        let store = IndexedDbStore::new(unique("lossless"), 1);
+        store.prepare(&["files".to_owned()]).await.unwrap();
+        let plain = r#"{"name":"a","n":42,"nested":{"list":[1,2.5,"x"]}}"#;
+        let huge = r#"{"id":9007199254740993,"price":0.30000000000000004}"#;
+        store.write_batch(&put("files", "plain", plain, 1)).await.unwrap();
+        store.write_batch(&put("files", "huge", huge, 2)).await.unwrap();
+        let loaded = store.load_all("files").await.unwrap();
+        let json = |id: &str| loaded.items.iter().find(|item| item.id == id).unwrap().json.clone();
+        assert_eq!(json("plain"), plain);
+        assert_eq!(json("huge"), huge, "a JS number would have rounded it");
+        let read =
+            store.load_items("files", &["huge".to_owned(), "none".to_owned()]).await.unwrap();
+        assert_eq!(read, [Some(huge.to_owned()), None]);
+    }
+
+    #[wasm_bindgen_test]
+    async fn records_that_cannot_be_read_are_listed_not_fatal() {
+        let name = unique("foreign");
+        let store = IndexedDbStore::new(&name, 1);
+        store.prepare(&["files".to_owned()]).await.unwrap();
+        store.write_batch(&put("files", "ok", r#"{"a":1}"#, 1)).await.unwrap();
+        // A record written by someone else, under a number key.
+        let db = indexed_db_futures::database::Database::open(&name).await.unwrap();
+        let tx = db
+            .transaction("files")
+            .with_mode(indexed_db_futures::transaction::TransactionMode::Readwrite)
+            .build()
+            .unwrap();
+        drop(tx.object_store("files").unwrap().put("x").with_key(7u32).primitive().unwrap());
+        tx.commit().await.unwrap();
+        db.close();
+        let loaded = store.load_all("files").await.unwrap();
+        assert_eq!(loaded.items.len(), 1);
+        assert_eq!(loaded.unreadable.len(), 1);
+        assert_eq!(loaded.unreadable[0].id, "7");
+    }
+
+    #[wasm_bindgen_test]
+    async fn writing_to_a_collection_nobody_prepared_creates_it() {
+        let store = IndexedDbStore::new(unique("unprepared"), 1);
+        store.prepare(&["files".to_owned()]).await.unwrap();
+        within(3_000, "the write", store.write_batch(&put("late", "x", "1", 1))).await.unwrap();
+        assert_eq!(store.load_all("late").await.unwrap().items.len(), 1);
     }
 }

@@ -119,8 +119,8 @@ async fn wait_until(timeout_ms: u32, mut condition: impl FnMut() -> bool) -> boo
 async fn stored(database: &str, collection: &str) -> Vec<(String, String)> {
     let store = yewdux_persist::local::IndexedDbStore::new(database, 1);
     store.prepare(&[collection.to_owned()]).await.expect("prepare");
-    let items = store.load_all(collection).await.expect("load");
-    items.into_iter().map(|item| (item.id, item.json)).collect()
+    let loaded = store.load_all(collection).await.expect("load");
+    loaded.items.into_iter().map(|item| (item.id, item.json)).collect()
 }
 
 #[wasm_bindgen_test]
@@ -260,16 +260,16 @@ async fn unreadable_saved_items_are_reported_and_kept() {
         open::<Workspace>(&cx);
         persistence.ready().await;
         // A record of another shape (e.g. written by an older app version).
-        persistence.enqueue(
-            "files",
-            "old.rs",
-            yewdux_persist::engine::Change::put(r#"{"title":1}"#),
-        );
-        persistence.enqueue(
-            "files",
-            "ok.rs",
-            yewdux_persist::engine::Change::put(r#"{"name":"ok.rs","content":""}"#),
-        );
+        persistence
+            .enqueue("files", "old.rs", yewdux_persist::engine::Change::put(r#"{"title":1}"#))
+            .unwrap();
+        persistence
+            .enqueue(
+                "files",
+                "ok.rs",
+                yewdux_persist::engine::Change::put(r#"{"name":"ok.rs","content":""}"#),
+            )
+            .unwrap();
         persistence.flush().await.expect("flush");
         yewdux_persist::shutdown(&cx);
     }
@@ -355,7 +355,7 @@ impl LocalStore for Unavailable {
         collection: &'a str,
     ) -> yewdux_persist::local::LocalFuture<
         'a,
-        Result<Vec<yewdux_persist::local::StoredItem>, StoreError>,
+        Result<yewdux_persist::local::LoadedItems, StoreError>,
     > {
         self.0.load_all(collection)
     }
@@ -508,16 +508,19 @@ async fn hiding_the_page_flushes_at_once() {
     set_visibility(Some("hidden"));
     document.dispatch_event(&web_sys::Event::new("visibilitychange").unwrap()).unwrap();
     set_visibility(None);
-    assert!(wait_until(1_000, || persistence.storage_stats().write_transactions == 1).await);
+    assert!(wait_until(1_000, || persistence.status().queue_depth == 0).await);
+    persistence.flush().await.expect("nothing left to flush");
     assert_eq!(stored(&database, "files").await.len(), 1);
 
     // pagehide flushes too.
     dispatch.reduce_mut(|w| {
         w.files.insert("second.md", file("second.md", "more"));
     });
+    let before = persistence.storage_stats().write_transactions;
     let window = web_sys::window().unwrap();
     window.dispatch_event(&web_sys::Event::new("pagehide").unwrap()).unwrap();
-    assert!(wait_until(1_000, || persistence.storage_stats().write_transactions == 2).await);
+    assert!(wait_until(1_000, || persistence.storage_stats().write_transactions > before).await);
+    assert_eq!(stored(&database, "files").await.len(), 2);
 }
 
 #[wasm_bindgen_test]
@@ -530,8 +533,10 @@ async fn shutdown_stops_timers_and_listeners() {
     );
     let dispatch = open::<Workspace>(&cx);
     persistence.ready().await;
+    let weak = persistence.downgrade();
     yewdux_persist::shutdown(&cx);
     drop(persistence);
+    assert!(weak.upgrade().is_none(), "nothing keeps the runtime alive after shutdown");
 
     dispatch.reduce_mut(|w| {
         w.files.insert("late.md", file("late.md", "after shutdown"));
@@ -619,4 +624,394 @@ async fn concurrent_edits_in_two_tabs_converge_on_what_the_database_holds() {
         .collect();
     assert!(converged, "tabs disagree: {:?} vs {:?}", a.get().files, b.get().files);
     assert_eq!(in_a, saved, "the tabs show what the database holds");
+}
+
+/// The seed's global functions act on the runtime of yewdux's global context. The only test that
+/// uses the global context.
+#[wasm_bindgen_test]
+async fn the_seed_global_functions_drive_the_global_runtime() {
+    let store = Rc::new(MemoryStore::new());
+    let cx = Context::global();
+    let persistence = start(
+        &cx,
+        slow_debounce(unique("global")).local_store(Rc::clone(&store) as Rc<dyn LocalStore>),
+    );
+    let dispatch = open::<Workspace>(&cx);
+    persistence.ready().await;
+
+    yewdux_persist::disable_persistence("settings").unwrap();
+    dispatch.reduce_mut(|w| {
+        w.files.insert("g.rs", file("g.rs", "global"));
+        w.settings.theme = "not saved".into();
+    });
+    yewdux_persist::flush_persistence().await.expect("flush");
+    assert_eq!(store.snapshot("files").len(), 1, "flushed despite the 10 s debounce");
+    assert!(store.snapshot("settings").is_empty());
+    yewdux_persist::enable_persistence("settings").unwrap();
+    let patch = yewdux_persist::SliceConfigPatch { batch_size: Some(0), ..Default::default() };
+    assert!(yewdux_persist::configure_persistence("files", patch).is_err());
+    assert_eq!(yewdux_persist::get_sync_metrics().unwrap().successful_ops, 1);
+    yewdux_persist::reset_sync_metrics();
+    assert_eq!(yewdux_persist::get_sync_metrics().unwrap().total_ops, 0);
+    yewdux_persist::shutdown(&cx);
+    assert!(matches!(yewdux_persist::flush_persistence().await, Err(Error::NotStarted)));
+}
+
+/// A store whose single-batch writes never finish, like a page frozen right after it began
+/// its first write; `write_all` (the page-exit path) still works.
+#[derive(Debug)]
+struct Frozen(MemoryStore);
+
+impl LocalStore for Frozen {
+    fn kind(&self) -> StorageKind {
+        StorageKind::IndexedDb
+    }
+    fn prepare<'a>(
+        &'a self,
+        collections: &'a [String],
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        self.0.prepare(collections)
+    }
+    fn write_batch<'a>(
+        &'a self,
+        _: &'a yewdux_persist::engine::WriteBatch,
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        Box::pin(std::future::pending())
+    }
+    fn write_all<'a>(
+        &'a self,
+        batches: &'a [yewdux_persist::engine::WriteBatch],
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        self.0.write_all(batches)
+    }
+    fn load_all<'a>(
+        &'a self,
+        collection: &'a str,
+    ) -> yewdux_persist::local::LocalFuture<
+        'a,
+        Result<yewdux_persist::local::LoadedItems, StoreError>,
+    > {
+        self.0.load_all(collection)
+    }
+    fn load_items<'a>(
+        &'a self,
+        collection: &'a str,
+        ids: &'a [String],
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<Vec<Option<String>>, StoreError>> {
+        self.0.load_items(collection, ids)
+    }
+    fn get_meta<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<Option<String>, StoreError>> {
+        self.0.get_meta(key)
+    }
+    fn set_meta<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        self.0.set_meta(key, value)
+    }
+    fn outbox<'a>(
+        &'a self,
+        limit: usize,
+    ) -> yewdux_persist::local::LocalFuture<
+        'a,
+        Result<Vec<yewdux_persist::local::OutboxEntry>, StoreError>,
+    > {
+        self.0.outbox(limit)
+    }
+    fn outbox_len(&self) -> yewdux_persist::local::LocalFuture<'_, Result<usize, StoreError>> {
+        self.0.outbox_len()
+    }
+    fn stats(&self) -> yewdux_persist::local::LocalStoreStats {
+        self.0.stats()
+    }
+}
+
+#[wasm_bindgen_test]
+async fn leaving_the_page_writes_every_queued_change_at_once() {
+    let frozen = Rc::new(Frozen(MemoryStore::new()));
+    let cx = Context::new();
+    let persistence = start(
+        &cx,
+        slow_debounce(unique("exit")).local_store(Rc::clone(&frozen) as Rc<dyn LocalStore>),
+    );
+    let dispatch = open::<Workspace>(&cx);
+    persistence.ready().await;
+    dispatch.reduce_mut(|w| {
+        for i in 0..25 {
+            w.files.insert(format!("f{i:02}"), file("f", &i.to_string()));
+        }
+        w.settings.theme = "dark".into();
+    });
+    // The engine's first batch (10 files) starts and never finishes: without the exit write,
+    // the other 16 changes would wait for it forever.
+    window_event("pagehide");
+    assert!(
+        wait_until(1_000, || frozen.0.snapshot("files").len() == 25).await,
+        "only {} files were written",
+        frozen.0.snapshot("files").len()
+    );
+    assert_eq!(frozen.0.snapshot("settings").len(), 1);
+    assert_eq!(frozen.0.stats().write_transactions, 1, "one transaction for everything");
+}
+
+#[wasm_bindgen_test]
+async fn a_flush_during_loading_waits_for_the_changes_made_meanwhile() {
+    let store = Rc::new(MemoryStore::new());
+    let cx = Context::new();
+    let persistence = start(
+        &cx,
+        slow_debounce(unique("early-flush")).local_store(Rc::clone(&store) as Rc<dyn LocalStore>),
+    );
+    let dispatch = open::<Workspace>(&cx);
+    dispatch.reduce_mut(|w| {
+        w.files.insert("early", file("early", "before ready"));
+    });
+    assert!(!persistence.status().ready);
+    persistence.flush().await.expect("flush");
+    assert!(store.snapshot("files").contains_key("early"), "{:?}", store.snapshot("files"));
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Reserved {
+    items: Collection<String>,
+    kept: Collection<String>,
+}
+
+impl Persist for Reserved {
+    fn parts(parts: &mut Parts<Self>) {
+        parts.collection("__outbox", |s| &s.items, |s| &mut s.items).collection(
+            "kept",
+            |s| &s.kept,
+            |s| &mut s.kept,
+        );
+    }
+}
+
+impl yewdux::store::Store for Reserved {
+    fn new(cx: &Context) -> Self {
+        yewdux_persist::install(cx, Self::default())
+    }
+    fn should_notify(&self, old: &Self) -> bool {
+        self != old
+    }
+}
+
+#[wasm_bindgen_test]
+async fn reserved_collection_names_are_refused_with_a_clear_error() {
+    let store = Rc::new(MemoryStore::new());
+    let cx = Context::new();
+    let persistence = start(
+        &cx,
+        PersistOptions::new(unique("reserved"))
+            .local_store(Rc::clone(&store) as Rc<dyn LocalStore>),
+    );
+    let dispatch = open::<Reserved>(&cx);
+    persistence.ready().await;
+    dispatch.reduce_mut(|s| {
+        s.items.insert("x", "not persisted".into());
+        s.kept.insert("y", "persisted".into());
+    });
+    persistence.flush().await.expect("flush");
+    assert!(store.snapshot("__outbox").is_empty());
+    assert_eq!(store.snapshot("kept").len(), 1);
+    let errors = persistence.status().collection_errors;
+    assert!(errors["__outbox"].contains("reserved"), "{errors:?}");
+    let refused = persistence.enqueue("__meta", "x", yewdux_persist::engine::Change::Delete);
+    assert!(matches!(refused, Err(Error::ReservedCollection(_))));
+}
+
+/// A store that cannot load one collection.
+#[derive(Debug)]
+struct BrokenLoad(MemoryStore, &'static str);
+
+impl LocalStore for BrokenLoad {
+    fn kind(&self) -> StorageKind {
+        StorageKind::IndexedDb
+    }
+    fn prepare<'a>(
+        &'a self,
+        collections: &'a [String],
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        self.0.prepare(collections)
+    }
+    fn write_batch<'a>(
+        &'a self,
+        batch: &'a yewdux_persist::engine::WriteBatch,
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        self.0.write_batch(batch)
+    }
+    fn load_all<'a>(
+        &'a self,
+        collection: &'a str,
+    ) -> yewdux_persist::local::LocalFuture<
+        'a,
+        Result<yewdux_persist::local::LoadedItems, StoreError>,
+    > {
+        if collection == self.1 {
+            return Box::pin(async {
+                Err(StoreError::Other {
+                    name: "UnknownError".into(),
+                    message: "read failed".into(),
+                })
+            });
+        }
+        self.0.load_all(collection)
+    }
+    fn load_items<'a>(
+        &'a self,
+        collection: &'a str,
+        ids: &'a [String],
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<Vec<Option<String>>, StoreError>> {
+        self.0.load_items(collection, ids)
+    }
+    fn get_meta<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<Option<String>, StoreError>> {
+        self.0.get_meta(key)
+    }
+    fn set_meta<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        self.0.set_meta(key, value)
+    }
+    fn outbox<'a>(
+        &'a self,
+        limit: usize,
+    ) -> yewdux_persist::local::LocalFuture<
+        'a,
+        Result<Vec<yewdux_persist::local::OutboxEntry>, StoreError>,
+    > {
+        self.0.outbox(limit)
+    }
+    fn outbox_len(&self) -> yewdux_persist::local::LocalFuture<'_, Result<usize, StoreError>> {
+        self.0.outbox_len()
+    }
+    fn stats(&self) -> yewdux_persist::local::LocalStoreStats {
+        self.0.stats()
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_collection_that_cannot_be_loaded_is_not_overwritten_with_defaults() {
+    let store = Rc::new(BrokenLoad(MemoryStore::new(), "files"));
+    let cx = Context::new();
+    let persistence = start(
+        &cx,
+        PersistOptions::new(unique("broken-load"))
+            .local_store(Rc::clone(&store) as Rc<dyn LocalStore>),
+    );
+    let dispatch = open::<Workspace>(&cx);
+    persistence.ready().await;
+    let status = persistence.status();
+    assert!(status.collection_errors["files"].contains("read failed"), "{status:?}");
+    dispatch.reduce_mut(|w| {
+        w.files.insert("a", file("a", "would overwrite saved data"));
+        w.settings.theme = "dark".into();
+    });
+    persistence.flush().await.expect("flush");
+    assert!(store.0.snapshot("files").is_empty(), "the unloaded collection is left alone");
+    assert_eq!(store.0.snapshot("settings").len(), 1, "other collections still work");
+}
+
+/// An IndexedDB store whose loads answer late, as if the disk were slow.
+#[derive(Debug)]
+struct SlowLoad(yewdux_persist::local::IndexedDbStore);
+
+impl LocalStore for SlowLoad {
+    fn kind(&self) -> StorageKind {
+        StorageKind::IndexedDb
+    }
+    fn prepare<'a>(
+        &'a self,
+        collections: &'a [String],
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        self.0.prepare(collections)
+    }
+    fn write_batch<'a>(
+        &'a self,
+        batch: &'a yewdux_persist::engine::WriteBatch,
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        self.0.write_batch(batch)
+    }
+    fn load_all<'a>(
+        &'a self,
+        collection: &'a str,
+    ) -> yewdux_persist::local::LocalFuture<
+        'a,
+        Result<yewdux_persist::local::LoadedItems, StoreError>,
+    > {
+        Box::pin(async move {
+            let loaded = self.0.load_all(collection).await;
+            sleep_ms(300).await;
+            loaded
+        })
+    }
+    fn load_items<'a>(
+        &'a self,
+        collection: &'a str,
+        ids: &'a [String],
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<Vec<Option<String>>, StoreError>> {
+        self.0.load_items(collection, ids)
+    }
+    fn get_meta<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<Option<String>, StoreError>> {
+        self.0.get_meta(key)
+    }
+    fn set_meta<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> yewdux_persist::local::LocalFuture<'a, Result<(), StoreError>> {
+        self.0.set_meta(key, value)
+    }
+    fn outbox<'a>(
+        &'a self,
+        limit: usize,
+    ) -> yewdux_persist::local::LocalFuture<
+        'a,
+        Result<Vec<yewdux_persist::local::OutboxEntry>, StoreError>,
+    > {
+        self.0.outbox(limit)
+    }
+    fn outbox_len(&self) -> yewdux_persist::local::LocalFuture<'_, Result<usize, StoreError>> {
+        self.0.outbox_len()
+    }
+    fn stats(&self) -> yewdux_persist::local::LocalStoreStats {
+        self.0.stats()
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_change_another_tab_saves_while_this_one_loads_is_not_missed() {
+    let database = unique("missed");
+    let cx_b = Context::new();
+    let tab_b = start(&cx_b, PersistOptions::new(&database));
+    let b = open::<Workspace>(&cx_b);
+    tab_b.ready().await;
+
+    // Tab A reads its data, then takes 300 ms to answer; tab B saves meanwhile.
+    let cx_a = Context::new();
+    let slow = SlowLoad(yewdux_persist::local::IndexedDbStore::new(&database, 1));
+    let tab_a = start(&cx_a, PersistOptions::new(&database).local_store(Rc::new(slow)));
+    let a = open::<Workspace>(&cx_a);
+    sleep_ms(100).await;
+    b.reduce_mut(|w| {
+        w.files.insert("from-b", file("from-b", "saved while a loads"));
+    });
+    tab_b.flush().await.expect("flush b");
+    assert!(!tab_a.status().ready, "tab a is still loading");
+    tab_a.ready().await;
+    assert!(
+        wait_until(2_000, || a.get().files.contains("from-b")).await,
+        "tab a never got tab b's change"
+    );
 }

@@ -131,3 +131,29 @@ fn a_coalesced_key_keeps_its_turn_among_due_ops() {
     d.flush();
     assert_eq!(d.write_times(), vec![(ms(0), ids(&["a", "b"])), (ms(0), ids(&["c"]))]);
 }
+
+#[test]
+fn snapshot_waiting_copies_every_waiting_op_per_collection_and_changes_nothing() {
+    let mut d = Driver::new(quiet_config());
+    let (a, b, m) = (key("files", "a"), key("files", "b"), key("models", "m"));
+    d.put(&a, "a1");
+    d.put(&m, "m1");
+    d.delete(&b);
+    d.put(&a, "a2");
+    let snapshot = d.engine.snapshot_waiting();
+    let shape: Vec<(String, Vec<String>)> = snapshot
+        .iter()
+        .map(|batch| {
+            let ids = batch.ops.iter().map(|op| op.key.id.to_string()).collect();
+            (batch.collection.to_string(), ids)
+        })
+        .collect();
+    assert_eq!(shape, [("files".to_owned(), ids(&["a", "b"])), ("models".to_owned(), ids(&["m"]))]);
+    assert_eq!(snapshot[0].ops[0].change, Change::put("a2"));
+    assert_eq!(snapshot[0].ops[1].change, Change::Delete);
+    // The ops are still queued and written normally.
+    assert_eq!(d.engine.queue_depth(), 3);
+    d.flush();
+    assert_eq!(d.value(&a), Some("a2"));
+    assert_eq!(d.value(&m), Some("m1"));
+}

@@ -190,6 +190,34 @@ impl Engine {
         self.paused
     }
 
+    /// A copy of every op waiting to be written (not the batch in flight), grouped in one batch
+    /// per collection, in queue order. For the runtime's last-chance write when the page goes
+    /// away: it writes them all at once without waiting for the one-batch-at-a-time schedule. The
+    /// ops stay queued (writing the same value again later is harmless), so nothing here changes
+    /// the engine's state.
+    pub fn snapshot_waiting(&self) -> Vec<WriteBatch> {
+        let mut batches: Vec<WriteBatch> = Vec::new();
+        for op in self.queue.iter() {
+            let collection = &op.key.collection;
+            let queued = QueuedOp {
+                key: op.key.clone(),
+                change: op.change.clone(),
+                serial: op.serial,
+                sync_to_remote: self.config.slice(collection).sync_to_remote,
+                attempt: op.attempt,
+            };
+            match batches.iter_mut().find(|batch| &batch.collection == collection) {
+                Some(batch) => batch.ops.push(queued),
+                None => batches.push(WriteBatch {
+                    id: BatchId(u64::MAX),
+                    collection: collection.clone(),
+                    ops: vec![queued],
+                }),
+            }
+        }
+        batches
+    }
+
     /// Ops waiting to be written (one per key), not counting the batch in flight.
     pub fn queue_depth(&self) -> usize {
         self.queue.len()

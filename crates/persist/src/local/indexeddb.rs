@@ -9,16 +9,18 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::{Rc, Weak};
 
+use futures::channel::oneshot;
+use futures::future::{select, Either};
 use futures::lock::Mutex;
 use indexed_db_futures::database::Database;
 use indexed_db_futures::error::{Error as IdbError, OpenDbError};
 use indexed_db_futures::prelude::*;
-use indexed_db_futures::transaction::TransactionMode;
+use indexed_db_futures::transaction::{TransactionDurability, TransactionMode, TransactionOptions};
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::{
-    LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind, StoreError, StoredItem,
-    META_STORE, OUTBOX_STORE,
+    Durability, LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind,
+    StoreError, StoredItem, UnreadableItem, META_STORE, OUTBOX_STORE,
 };
 use crate::engine::{Change, WriteBatch};
 
@@ -40,6 +42,7 @@ pub struct IndexedDbStore {
     name: String,
     min_version: u32,
     migration: Option<MigrationHook>,
+    durability: Durability,
     state: Rc<Shared>,
 }
 
@@ -48,6 +51,8 @@ struct Shared {
     db: RefCell<Option<Database>>,
     /// Bumped every time the connection is dropped, so a stale close never hits a new one.
     generation: Cell<u64>,
+    /// Dropped when our connection closes, which ends its `versionchange` watcher.
+    watcher_stop: RefCell<Option<oneshot::Sender<()>>>,
     /// Collections whose object stores must exist.
     collections: RefCell<BTreeSet<String>>,
     /// Serialises opening and upgrading.
@@ -55,16 +60,30 @@ struct Shared {
     stats: Cell<LocalStoreStats>,
 }
 
+impl Shared {
+    fn close(&self) {
+        self.watcher_stop.borrow_mut().take();
+        if let Some(db) = self.db.borrow_mut().take() {
+            db.close();
+        }
+    }
+}
+
 impl fmt::Debug for IndexedDbStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IndexedDbStore")
             .field("name", &self.name)
             .field("min_version", &self.min_version)
+            .field("durability", &self.durability)
             .field("collections", &self.state.collections.borrow())
             .field("open", &self.state.db.borrow().is_some())
             .finish()
     }
 }
+
+/// Attempts at opening a database that has all the object stores we need (another tab may
+/// upgrade it at the same time, without our stores).
+const OPEN_ATTEMPTS: usize = 4;
 
 impl IndexedDbStore {
     /// A store on the database `name`, at version `min_version` or higher (the runtime bumps the
@@ -74,6 +93,7 @@ impl IndexedDbStore {
             name: name.into(),
             min_version: min_version.max(1),
             migration: None,
+            durability: Durability::default(),
             state: Rc::new(Shared::default()),
         }
     }
@@ -81,6 +101,12 @@ impl IndexedDbStore {
     /// Runs `hook` inside every schema upgrade.
     pub fn with_migration(mut self, hook: MigrationHook) -> Self {
         self.migration = Some(hook);
+        self
+    }
+
+    /// How committed writes are made durable ([`Durability::Strict`] by default).
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
         self
     }
 
@@ -105,25 +131,37 @@ impl IndexedDbStore {
             return Ok(db);
         }
         let required = self.required_stores();
-        let migration = self.migration.clone();
         // Open at the configured version (one upgrade for a new database); a database already
         // upgraded further (new collections bump it) is opened at its own version.
-        let db = match open_database(&self.name, Some(self.min_version), &required, migration).await
-        {
-            Err(StoreError::Other { name, .. }) if name == "VersionError" => {
-                open_database(&self.name, None, &required, self.migration.clone()).await?
+        let mut db =
+            match open_database(&self.name, Some(self.min_version), &required, &self.migration)
+                .await
+            {
+                Err(StoreError::Other { name, .. }) if name == "VersionError" => {
+                    open_database(&self.name, None, &required, &self.migration).await?
+                }
+                other => other?,
+            };
+        let mut attempts = 1;
+        while required.iter().any(|name| !has_store(&db, name)) || version(&db) < self.min_version {
+            if attempts == OPEN_ATTEMPTS {
+                db.close();
+                return Err(StoreError::Unavailable(format!(
+                    "database {} still lacks object stores after {OPEN_ATTEMPTS} upgrades",
+                    self.name
+                )));
             }
-            other => other?,
-        };
-        let current = db.version() as u32;
-        let missing = required.iter().any(|name| !has_store(&db, name));
-        let db = if missing || current < self.min_version {
+            attempts += 1;
+            let target = (version(&db) + 1).max(self.min_version);
             db.close();
-            let target = (current + 1).max(self.min_version);
-            open_database(&self.name, Some(target), &required, self.migration.clone()).await?
-        } else {
-            db
-        };
+            db = match open_database(&self.name, Some(target), &required, &self.migration).await {
+                // Another tab upgraded past `target` meanwhile: take its version and check again.
+                Err(StoreError::Other { name, .. }) if name == "VersionError" => {
+                    open_database(&self.name, None, &required, &self.migration).await?
+                }
+                other => other?,
+            };
+        }
         self.install(db.clone());
         Ok(db)
     }
@@ -142,14 +180,17 @@ impl IndexedDbStore {
         let Ok(mut changes) = db.version_changes() else {
             return;
         };
+        let (stop, stopped) = oneshot::channel::<()>();
+        *self.state.watcher_stop.borrow_mut() = Some(stop);
         let weak: Weak<Shared> = Rc::downgrade(&self.state);
         wasm_bindgen_futures::spawn_local(async move {
-            // Ends when the connection closes or another tab wants a new version.
-            let _ = changes.recv().await;
-            if let Some(state) = weak.upgrade() {
-                if state.generation.get() == generation {
-                    if let Some(db) = state.db.borrow_mut().take() {
-                        db.close();
+            // Ends when another tab wants a new version, or when we close this connection
+            // ourselves (IndexedDB fires no `close` event then, so `stopped` ends the wait).
+            let change = Box::pin(changes.recv());
+            if let Either::Left((Some(_), _)) = select(change, stopped).await {
+                if let Some(state) = weak.upgrade() {
+                    if state.generation.get() == generation {
+                        state.close();
                     }
                 }
             }
@@ -157,43 +198,56 @@ impl IndexedDbStore {
     }
 
     fn drop_connection(&self) {
-        if let Some(db) = self.state.db.borrow_mut().take() {
-            db.close();
-        }
+        self.state.close();
     }
 
-    async fn write(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+    /// Writes `batches` in one readwrite transaction over their collections and the outbox.
+    async fn write(&self, batches: &[WriteBatch]) -> Result<(), StoreError> {
+        // Everything that can fail on bad data happens before the transaction opens, so a bad
+        // value is reported as such (and never retried), not as a failed transaction.
+        let prepared = prepare_batches(batches)?;
+        let collections: Vec<String> =
+            batches.iter().map(|batch| batch.collection.to_string()).collect();
         let db = self.connection().await?;
-        let collection: &str = &batch.collection;
-        let stores = [collection, OUTBOX_STORE];
+        if collections.iter().any(|name| !has_store(&db, name)) {
+            // A collection nobody prepared (e.g. `Persistence::enqueue` of a new name).
+            self.ensure(&collections).await?;
+            return Box::pin(self.write(batches)).await;
+        }
+        let mut scope: Vec<&str> = collections.iter().map(String::as_str).collect();
+        scope.sort_unstable();
+        scope.dedup();
+        scope.push(OUTBOX_STORE);
         let result = async {
-            let tx = db.transaction(stores).with_mode(TransactionMode::Readwrite).build()?;
-            let items = tx.object_store(collection)?;
+            let tx = db
+                .transaction(scope.as_slice())
+                .with_mode(TransactionMode::Readwrite)
+                .with_options(TransactionOptions::new().with_durability(match self.durability {
+                    Durability::Strict => TransactionDurability::Strict,
+                    Durability::Relaxed => TransactionDurability::Relaxed,
+                    Durability::BrowserDefault => TransactionDurability::Default,
+                }))
+                .build()?;
             let outbox = tx.object_store(OUTBOX_STORE)?;
-            for op in &batch.ops {
-                let id: &str = &op.key.id;
-                match &op.change {
-                    Change::Put(payload) => {
-                        let value = js_sys::JSON::parse(payload.as_str()).map_err(|e| {
-                            IdbError::from(js_sys::Error::new(&format!(
-                                "{}: invalid JSON: {}",
-                                op.key,
-                                js_error_message(&e)
-                            )))
-                        })?;
-                        drop(items.put(value).with_key(id).primitive()?);
+            for (batch, values) in batches.iter().zip(prepared) {
+                let collection: &str = &batch.collection;
+                let items = tx.object_store(collection)?;
+                for (op, value) in batch.ops.iter().zip(values) {
+                    let id: &str = &op.key.id;
+                    match value {
+                        Some(value) => drop(items.put(value).with_key(id).primitive()?),
+                        None => drop(items.delete(id).primitive()?),
                     }
-                    Change::Delete => drop(items.delete(id).primitive()?),
-                }
-                if op.sync_to_remote {
-                    let entry = OutboxEntry {
-                        collection: collection.to_owned(),
-                        id: id.to_owned(),
-                        delete: matches!(op.change, Change::Delete),
-                        serial: op.serial,
-                    };
-                    let key = js_sys::Array::of2(&collection.into(), &id.into());
-                    drop(outbox.put(to_js(&entry)?).with_key(JsValue::from(key)).primitive()?);
+                    if op.sync_to_remote {
+                        let entry = OutboxEntry {
+                            collection: collection.to_owned(),
+                            id: id.to_owned(),
+                            delete: matches!(op.change, Change::Delete),
+                            serial: op.serial,
+                        };
+                        let key = js_sys::Array::of2(&collection.into(), &id.into());
+                        drop(outbox.put(to_js(&entry)?).with_key(JsValue::from(key)).primitive()?);
+                    }
                 }
             }
             tx.commit().await
@@ -203,10 +257,16 @@ impl IndexedDbStore {
             Ok(()) => {
                 let mut stats = self.state.stats.get();
                 stats.write_transactions += 1;
-                stats.items_written += batch.ops.len() as u64;
+                stats.items_written += batches.iter().map(|b| b.ops.len() as u64).sum::<u64>();
                 self.state.stats.set(stats);
                 Ok(())
             }
+            // An abort without a failed request: the commit itself failed, typically on the
+            // storage quota, or the connection was closed under it. Retry, do not park.
+            Err(IdbError::MissingData(error)) => Err(StoreError::Other {
+                name: "AbortError".into(),
+                message: format!("transaction aborted ({error}; possibly the storage quota)"),
+            }),
             Err(error) => Err(self.classify(error)),
         }
     }
@@ -220,7 +280,7 @@ impl IndexedDbStore {
         error
     }
 
-    async fn read_all(&self, collection: &str) -> Result<Vec<StoredItem>, StoreError> {
+    async fn read_all(&self, collection: &str) -> Result<LoadedItems, StoreError> {
         let db = self.connection().await?;
         let result = async {
             let tx = db.transaction(collection).build()?;
@@ -233,15 +293,22 @@ impl IndexedDbStore {
         }
         .await;
         let (keys, values) = result.map_err(|e| self.classify(e))?;
-        keys.into_iter()
-            .zip(values)
-            .map(|(key, value)| {
-                let id = key.as_string().ok_or_else(|| {
-                    StoreError::InvalidData(format!("{collection}: a key is not a string"))
-                })?;
-                Ok(StoredItem { json: stringify(&value)?, id })
-            })
-            .collect()
+        let mut loaded = LoadedItems::default();
+        for (key, value) in keys.into_iter().zip(values) {
+            let Some(id) = key.as_string() else {
+                let id = stringify(&key).unwrap_or_else(|_| format!("{key:?}"));
+                let message = "the record's key is not a string".to_owned();
+                loaded.unreadable.push(UnreadableItem { id, message });
+                continue;
+            };
+            match from_stored(&value) {
+                Ok(json) => loaded.items.push(StoredItem { id, json }),
+                Err(error) => {
+                    loaded.unreadable.push(UnreadableItem { id, message: error.to_string() })
+                }
+            }
+        }
+        Ok(loaded)
     }
 
     async fn read_items(
@@ -268,7 +335,7 @@ impl IndexedDbStore {
         values
             .into_iter()
             .map(|value| match value {
-                Some(value) if !value.is_undefined() => stringify(&value).map(Some),
+                Some(value) if !value.is_undefined() => from_stored(&value).map(Some),
                 _ => Ok(None),
             })
             .collect()
@@ -365,13 +432,25 @@ impl LocalStore for IndexedDbStore {
     }
 
     fn write_batch<'a>(&'a self, batch: &'a WriteBatch) -> LocalFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.write(batch))
+        Box::pin(self.write(std::slice::from_ref(batch)))
+    }
+
+    fn write_all<'a>(
+        &'a self,
+        batches: &'a [WriteBatch],
+    ) -> LocalFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if batches.is_empty() {
+                return Ok(());
+            }
+            self.write(batches).await
+        })
     }
 
     fn load_all<'a>(
         &'a self,
         collection: &'a str,
-    ) -> LocalFuture<'a, Result<Vec<StoredItem>, StoreError>> {
+    ) -> LocalFuture<'a, Result<LoadedItems, StoreError>> {
         Box::pin(self.read_all(collection))
     }
 
@@ -412,13 +491,18 @@ fn has_store(db: &Database, name: &str) -> bool {
     db.object_store_names().any(|store| store == name)
 }
 
+fn version(db: &Database) -> u32 {
+    db.version() as u32
+}
+
 async fn open_database(
     name: &str,
     version: Option<u32>,
     required: &[String],
-    migration: Option<MigrationHook>,
+    migration: &Option<MigrationHook>,
 ) -> Result<Database, StoreError> {
     let required = required.to_vec();
+    let migration = migration.clone();
     let upgrade = move |event: indexed_db_futures::database::VersionChangeEvent,
                         db: Database|
           -> indexed_db_futures::Result<()> {
@@ -512,4 +596,121 @@ fn stringify(value: &JsValue) -> Result<String, StoreError> {
     js_sys::JSON::stringify(value).map(String::from).map_err(|e| {
         StoreError::InvalidData(format!("stored value is not JSON: {}", js_error_message(&e)))
     })
+}
+
+/// The object key that marks a record stored as JSON text (see [`LOSSLESS_WRAPPER_KEY`]).
+///
+/// Items are stored as plain objects (readable in the browser's dev tools), except items whose
+/// JSON holds numbers a JavaScript number cannot carry exactly (integers past 2^53, more than 15
+/// significant digits): those are stored as `{"__yp_json": "<the JSON text>"}` so nothing changes
+/// on the way through IndexedDB.
+pub const LOSSLESS_WRAPPER_KEY: &str = "__yp_json";
+
+/// The values to put (`None` for deletes), parsed before any transaction opens.
+fn prepare_batches(batches: &[WriteBatch]) -> Result<Vec<Vec<Option<JsValue>>>, StoreError> {
+    batches
+        .iter()
+        .map(|batch| {
+            batch
+                .ops
+                .iter()
+                .map(|op| match &op.change {
+                    Change::Put(payload) => {
+                        to_stored(payload.as_str()).map(Some).map_err(|message| {
+                            StoreError::InvalidData(format!("{}: {message}", op.key))
+                        })
+                    }
+                    Change::Delete => Ok(None),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The JS value stored for an item's JSON text.
+fn to_stored(json: &str) -> Result<JsValue, String> {
+    let value =
+        js_sys::JSON::parse(json).map_err(|e| format!("not JSON: {}", js_error_message(&e)))?;
+    if numbers_fit_in_f64(json) {
+        return Ok(value);
+    }
+    let wrapper = js_sys::Object::new();
+    js_sys::Reflect::set(&wrapper, &LOSSLESS_WRAPPER_KEY.into(), &json.into())
+        .map_err(|e| js_error_message(&e))?;
+    Ok(wrapper.into())
+}
+
+/// The JSON text of a stored value (unwrapping [`LOSSLESS_WRAPPER_KEY`] records).
+fn from_stored(value: &JsValue) -> Result<String, StoreError> {
+    if value.is_object() {
+        let keys = js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>());
+        if keys.length() == 1 && keys.get(0).as_string().as_deref() == Some(LOSSLESS_WRAPPER_KEY) {
+            if let Some(json) = js_sys::Reflect::get(value, &LOSSLESS_WRAPPER_KEY.into())
+                .ok()
+                .and_then(|text| text.as_string())
+            {
+                return Ok(json);
+            }
+        }
+    }
+    stringify(value)
+}
+
+/// `false` when a number literal of `json` has more than 15 significant digits, i.e. may not
+/// survive a round trip through a JavaScript number. Conservative and cheap: one pass, no
+/// allocation; strings are skipped.
+pub(crate) fn numbers_fit_in_f64(json: &str) -> bool {
+    let (mut in_string, mut escaped) = (false, false);
+    // Significant digits of the current number so far; `None` outside a number's mantissa.
+    let mut significant: Option<usize> = None;
+    let mut in_exponent = false;
+    for byte in json.bytes() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'0'..=b'9' if !in_exponent => {
+                let count = significant.get_or_insert(0);
+                // Leading zeros (0.000123) are not significant.
+                if *count > 0 || byte != b'0' {
+                    *count += 1;
+                    if *count > 15 {
+                        return false;
+                    }
+                }
+            }
+            b'0'..=b'9' | b'+' => {}
+            b'.' => {}
+            b'-' if !in_exponent => significant = None,
+            b'-' => {}
+            b'e' | b'E' => in_exponent = true,
+            other => {
+                in_string = other == b'"';
+                significant = None;
+                in_exponent = false;
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numbers_fit_in_f64;
+
+    #[test]
+    fn numbers_past_fifteen_significant_digits_are_flagged() {
+        assert!(numbers_fit_in_f64(r#"{"a":1,"b":-2.5e300,"c":"12345678901234567890"}"#));
+        assert!(numbers_fit_in_f64("[0.000000000000000000001, 123456789012345]"));
+        assert!(numbers_fit_in_f64(r#"{"s":"a \" 12345678901234567"}"#));
+        assert!(!numbers_fit_in_f64(r#"{"id":9007199254740993}"#));
+        assert!(!numbers_fit_in_f64("[1.0000000000000001]"));
+        assert!(!numbers_fit_in_f64("-1234567890123456"));
+    }
 }

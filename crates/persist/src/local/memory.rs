@@ -5,7 +5,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 
 use super::{
-    LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind, StoreError, StoredItem,
+    LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind, StoreError,
+    StoredItem,
 };
 use crate::engine::{Change, WriteBatch};
 
@@ -40,17 +41,29 @@ impl MemoryStore {
         self.collections.borrow().get(collection).cloned().unwrap_or_default()
     }
 
-    fn write_now(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+    /// Writes `batches` as one transaction: all or nothing.
+    fn write_now(&self, batches: &[WriteBatch]) -> Result<(), StoreError> {
         if let Some(error) = self.injected_failures.borrow_mut().pop_front() {
             return Err(error);
         }
-        // Validate everything first so the batch is all or nothing.
-        for op in &batch.ops {
+        // Validate everything first so the transaction is all or nothing.
+        for op in batches.iter().flat_map(|batch| &batch.ops) {
             if let Change::Put(payload) = &op.change {
                 serde_json::from_str::<serde::de::IgnoredAny>(payload.as_str())
                     .map_err(|e| StoreError::InvalidData(format!("{}: not JSON: {e}", op.key)))?;
             }
         }
+        for batch in batches {
+            self.apply(batch);
+        }
+        let mut stats = self.stats.get();
+        stats.write_transactions += 1;
+        stats.items_written += batches.iter().map(|batch| batch.ops.len() as u64).sum::<u64>();
+        self.stats.set(stats);
+        Ok(())
+    }
+
+    fn apply(&self, batch: &WriteBatch) {
         let mut collections = self.collections.borrow_mut();
         let items = collections.entry(batch.collection.to_string()).or_default();
         let mut outbox = self.outbox.borrow_mut();
@@ -76,11 +89,6 @@ impl MemoryStore {
                 );
             }
         }
-        let mut stats = self.stats.get();
-        stats.write_transactions += 1;
-        stats.items_written += batch.ops.len() as u64;
-        self.stats.set(stats);
-        Ok(())
     }
 }
 
@@ -98,20 +106,28 @@ impl LocalStore for MemoryStore {
     }
 
     fn write_batch<'a>(&'a self, batch: &'a WriteBatch) -> LocalFuture<'a, Result<(), StoreError>> {
-        let result = self.write_now(batch);
+        let result = self.write_now(std::slice::from_ref(batch));
+        Box::pin(async move { result })
+    }
+
+    fn write_all<'a>(
+        &'a self,
+        batches: &'a [WriteBatch],
+    ) -> LocalFuture<'a, Result<(), StoreError>> {
+        let result = if batches.is_empty() { Ok(()) } else { self.write_now(batches) };
         Box::pin(async move { result })
     }
 
     fn load_all<'a>(
         &'a self,
         collection: &'a str,
-    ) -> LocalFuture<'a, Result<Vec<StoredItem>, StoreError>> {
+    ) -> LocalFuture<'a, Result<LoadedItems, StoreError>> {
         let items = self
             .snapshot(collection)
             .into_iter()
             .map(|(id, json)| StoredItem { id, json })
             .collect();
-        Box::pin(async move { Ok(items) })
+        Box::pin(async move { Ok(LoadedItems { items, unreadable: Vec::new() }) })
     }
 
     fn load_items<'a>(

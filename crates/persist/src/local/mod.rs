@@ -15,7 +15,7 @@ use crate::engine::{WriteBatch, WriteError, WriteErrorKind};
 mod indexeddb;
 mod memory;
 
-pub use indexeddb::{IndexedDbStore, Migration, MigrationHook};
+pub use indexeddb::{IndexedDbStore, Migration, MigrationHook, LOSSLESS_WRAPPER_KEY};
 pub use memory::MemoryStore;
 
 /// Object store of pending outbound changes.
@@ -42,6 +42,39 @@ pub struct StoredItem {
     pub id: String,
     /// The item's value as JSON text.
     pub json: String,
+}
+
+/// A stored record that could not be read (not JSON, or a key that is not a string). It is left
+/// in storage untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableItem {
+    /// The record's key, as text.
+    pub id: String,
+    /// Why it could not be read.
+    pub message: String,
+}
+
+/// Everything read from one collection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadedItems {
+    /// Readable items, in id order.
+    pub items: Vec<StoredItem>,
+    /// Records that could not be read.
+    pub unreadable: Vec<UnreadableItem>,
+}
+
+/// How hard IndexedDB works to make a committed transaction survive a power loss.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Durability {
+    /// Committed data is flushed to disk before the commit completes: survives an OS crash or a
+    /// power loss. Slower (one disk flush per batch), which batching keeps cheap.
+    #[default]
+    Strict,
+    /// The browser may report the commit before the data reaches the disk: survives a browser
+    /// crash, not always an OS crash or power loss.
+    Relaxed,
+    /// The browser's own default (Chromium: like relaxed).
+    BrowserDefault,
 }
 
 /// One pending outbound change, as kept in the outbox.
@@ -122,11 +155,26 @@ pub trait LocalStore: fmt::Debug + 'static {
     /// syncs to the remote, all or nothing.
     fn write_batch<'a>(&'a self, batch: &'a WriteBatch) -> LocalFuture<'a, Result<(), StoreError>>;
 
-    /// Every item of a collection, in id order.
+    /// Writes several batches (of different collections) in one transaction, all or nothing.
+    /// Used when the page goes away, to write everything queued at once. The default writes them
+    /// one after the other.
+    fn write_all<'a>(
+        &'a self,
+        batches: &'a [WriteBatch],
+    ) -> LocalFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            for batch in batches {
+                self.write_batch(batch).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every item of a collection, in id order; records that cannot be read are listed apart.
     fn load_all<'a>(
         &'a self,
         collection: &'a str,
-    ) -> LocalFuture<'a, Result<Vec<StoredItem>, StoreError>>;
+    ) -> LocalFuture<'a, Result<LoadedItems, StoreError>>;
 
     /// The current JSON of some items (`None` for absent ones), in the order asked.
     fn load_items<'a>(

@@ -5,7 +5,7 @@
 //! navigations and closes. IndexedDB transactions started in these handlers are committed by the
 //! browser even while the page goes away.
 
-use std::rc::{Rc, Weak};
+use std::rc::Weak;
 
 use gloo_events::EventListener;
 
@@ -37,6 +37,6 @@ impl PageExitListeners {
 
 fn flush(runtime: &Weak<Inner>) {
     if let Some(inner) = runtime.upgrade() {
-        Rc::clone(&inner).flush_now();
+        inner.flush_on_exit();
     }
 }

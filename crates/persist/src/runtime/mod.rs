@@ -38,9 +38,11 @@ pub use status::PersistStatus;
 
 /// Applies changes committed by another tab to one collection of a store.
 pub(crate) type Applier = Rc<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemError>>;
+type WeakApplier = Weak<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemError>>;
 
 /// A handle to a persistence runtime. Cheap to clone; the runtime stops (timers, page listeners,
-/// tab channel) when the last handle is dropped.
+/// tab channel) when the last handle is dropped. The yewdux context it runs for holds one handle
+/// until [`shutdown`](crate::shutdown).
 ///
 /// Most apps never create one by hand: [`install`](crate::install) makes one per yewdux context
 /// on first use, and [`configure`](crate::configure) sets its options first.
@@ -80,7 +82,9 @@ pub(crate) struct Inner {
     /// Stores still loading their saved data; writes wait until this is 0.
     hydrating: Cell<usize>,
     timer: RefCell<Option<(Time, Timeout)>>,
-    appliers: RefCell<HashMap<String, Vec<Applier>>>,
+    appliers: RefCell<HashMap<String, Vec<WeakApplier>>>,
+    /// Some store loaded its data from the local store: falling back to memory now would hide it.
+    loaded_from_storage: Cell<bool>,
     tabs: RefCell<Option<tabs::TabChannel>>,
     page_exit: RefCell<Option<lifecycle::PageExitListeners>>,
     tab_id: String,
@@ -103,7 +107,8 @@ impl Persistence {
             Rc::new(MemoryStore::new())
         } else {
             storage_kind = StorageKind::IndexedDb;
-            let mut store = IndexedDbStore::new(&options.database, options.database_version);
+            let mut store = IndexedDbStore::new(&options.database, options.database_version)
+                .with_durability(options.durability);
             if let Some(hook) = options.migration.clone() {
                 store = store.with_migration(hook);
             }
@@ -111,7 +116,10 @@ impl Persistence {
         };
         let seed =
             options.rng_seed.unwrap_or_else(|| (js_sys::Math::random() * 2f64.powi(53)) as u64);
-        let engine = Engine::new(options.config.clone(), seed)?;
+        let mut config = options.config.clone();
+        // No remote is wired into the browser runtime yet: automatic syncs would only fail.
+        config.auto_sync.enabled = false;
+        let engine = Engine::new(config, seed)?;
         let mut status = PersistStatus::new(storage_kind);
         if options.memory_only {
             status.storage_note = Some("memory-only by configuration".into());
@@ -130,6 +138,7 @@ impl Persistence {
             hydrating: Cell::new(0),
             timer: RefCell::new(None),
             appliers: RefCell::new(HashMap::new()),
+            loaded_from_storage: Cell::new(false),
             tabs: RefCell::new(None),
             page_exit: RefCell::new(None),
             tab_id: format!("{:016x}", (js_sys::Math::random() * 2f64.powi(53)) as u64),
@@ -148,17 +157,31 @@ impl Persistence {
     /// Writes everything queued now, ignoring debounce and backoff. Resolves when every change
     /// made before the call is durable in local storage, or with the keys that failed (they stay
     /// queued and are retried).
+    ///
+    /// While stores are still loading it first waits for them: changes made meanwhile are queued
+    /// only once loading ends.
     pub fn flush(&self) -> impl Future<Output = Result<(), Error>> + 'static {
-        let (sender, receiver) = oneshot::channel();
-        let id = self.inner.engine.borrow_mut().flush(clock::now());
-        self.inner.flush_waiters.borrow_mut().insert(id, sender);
-        self.inner.drive();
+        let loading = (self.inner.hydrating.get() > 0).then(|| self.ready());
+        let inner = Rc::clone(&self.inner);
         async move {
+            if let Some(loading) = loading {
+                loading.await;
+            }
+            let (sender, receiver) = oneshot::channel();
+            let id = inner.engine.borrow_mut().flush(clock::now());
+            inner.flush_waiters.borrow_mut().insert(id, sender);
+            inner.drive();
+            drop(inner);
             match receiver.await {
                 Ok(result) => result.map_err(Error::Flush),
                 Err(_) => Err(Error::Stopped),
             }
         }
+    }
+
+    /// A weak handle: does not keep the runtime alive.
+    pub fn downgrade(&self) -> WeakPersistence {
+        WeakPersistence { inner: Rc::downgrade(&self.inner) }
     }
 
     /// Resolves once every installed store has loaded its saved data.
@@ -284,11 +307,19 @@ impl Persistence {
         &self.inner.database
     }
 
-    /// Queues a change of one item (what the yewdux listener does for you).
-    pub fn enqueue(&self, collection: &str, id: &str, change: Change) {
+    /// Queues a change of one item (what the yewdux listener does for you). A put's payload must
+    /// be JSON text.
+    ///
+    /// # Errors
+    /// - [`Error::ReservedCollection`] for collection names starting with `__`.
+    pub fn enqueue(&self, collection: &str, id: &str, change: Change) -> Result<(), Error> {
+        if crate::local::is_reserved_collection(collection) {
+            return Err(Error::ReservedCollection(collection.to_owned()));
+        }
         let key = ItemKey::new(collection, id);
         self.inner.engine.borrow_mut().enqueue(clock::now(), key, change);
         self.inner.drive();
+        Ok(())
     }
 
     pub(crate) fn enqueue_many(&self, changes: impl IntoIterator<Item = (ItemKey, Change)>) {
@@ -313,6 +344,32 @@ impl Persistence {
     pub(crate) fn report_error(&self, message: String) {
         self.inner.status.borrow_mut().last_error = Some(message);
         self.inner.schedule_notify();
+    }
+
+    pub(crate) fn report_collection_error(&self, collection: &str, message: String) {
+        self.inner.status.borrow_mut().collection_errors.insert(collection.to_owned(), message);
+        self.inner.schedule_notify();
+    }
+
+    pub(crate) fn note_storage(&self, note: &str) {
+        self.inner.status.borrow_mut().storage_note = Some(note.to_owned());
+    }
+
+    pub(crate) fn mark_loaded_from_storage(&self) {
+        self.inner.loaded_from_storage.set(true);
+    }
+
+    /// Memory fallback is only allowed before any store loaded data from the local store (after
+    /// that, switching would hide saved data and lose new changes on reload).
+    pub(crate) fn can_fall_back_to_memory(&self) -> bool {
+        !self.inner.loaded_from_storage.get()
+            && self.inner.store.borrow().kind() != StorageKind::Memory
+    }
+
+    /// Reads items again from storage and applies them (changes another tab made while a store
+    /// was loading).
+    pub(crate) fn reread_from_storage(&self, collection: String, ids: Vec<String>) {
+        Rc::clone(&self.inner).apply_from_other_tab(collection, ids);
     }
 
     /// Switches to memory storage because IndexedDB cannot be used.
@@ -349,7 +406,7 @@ impl Persistence {
         }
     }
 
-    pub(crate) fn register_applier(&self, collection: &str, applier: Applier) {
+    pub(crate) fn register_applier(&self, collection: &str, applier: WeakApplier) {
         self.inner.appliers.borrow_mut().entry(collection.to_owned()).or_default().push(applier);
     }
 }
@@ -428,7 +485,9 @@ impl Inner {
                 }
                 let delay = deadline.saturating_duration_since(clock::now());
                 // Round up so the engine is never woken a hair before its deadline.
-                let millis = delay.as_micros().div_ceil(1_000).min(u32::MAX as u128) as u32;
+                // gloo passes the delay to setTimeout as an i32: clamp, or far deadlines (a huge
+                // debounce) would wrap negative and fire at once, forever.
+                let millis = delay.as_micros().div_ceil(1_000).min(i32::MAX as u128) as u32;
                 let weak = Rc::downgrade(self);
                 let timeout = Timeout::new(millis, move || {
                     if let Some(inner) = weak.upgrade() {
@@ -446,8 +505,11 @@ impl Inner {
         let engine = self.engine.borrow();
         let queue_depth = engine.queue_depth();
         let in_flight = engine.in_flight_ops();
-        let failed_keys: Vec<String> =
-            engine.failed_keys().iter().map(|failed| failed.key.to_string()).collect();
+        let failed_keys: Vec<String> = engine
+            .failed_keys()
+            .iter()
+            .map(|failed| format!("{}: {}", failed.key, failed.error))
+            .collect();
         drop(engine);
         let mut status = self.status.borrow_mut();
         if status.queue_depth != queue_depth
@@ -480,10 +542,30 @@ impl Inner {
         });
     }
 
-    /// Flushes without waiting (page hide).
-    fn flush_now(self: &Rc<Self>) {
+    /// The page is being hidden or left: write everything queued at once. The engine writes one
+    /// batch at a time and starts the next from the previous one's completion, which may never
+    /// come once the page is gone; so every waiting op is also written right now, in one
+    /// transaction created in this event's task (IndexedDB commits it even as the page unloads,
+    /// and orders it after the batch already in flight). If the page lives on, the engine writes
+    /// the same values again later, which is harmless.
+    fn flush_on_exit(self: &Rc<Self>) {
+        let batches = self.engine.borrow().snapshot_waiting();
         self.engine.borrow_mut().flush(clock::now());
         self.drive();
+        if batches.is_empty() {
+            return;
+        }
+        let store = self.store.borrow().clone();
+        let weak = Rc::downgrade(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(error) = store.write_all(&batches).await {
+                if let Some(inner) = weak.upgrade() {
+                    inner.status.borrow_mut().last_error =
+                        Some(format!("saving on page exit failed: {error}"));
+                    inner.schedule_notify();
+                }
+            }
+        });
     }
 
     /// Applies items another tab committed, skipping keys this tab is about to overwrite.
@@ -526,7 +608,12 @@ impl Inner {
                     })
                     .collect()
             };
-            let appliers = inner.appliers.borrow().get(&collection).cloned().unwrap_or_default();
+            let appliers: Vec<Applier> = inner
+                .appliers
+                .borrow()
+                .get(&collection)
+                .map(|list| list.iter().filter_map(Weak::upgrade).collect())
+                .unwrap_or_default();
             let mut errors = Vec::new();
             for applier in appliers {
                 errors.extend(applier(&changes));
@@ -544,5 +631,18 @@ impl Drop for Inner {
         // Timers and listeners are dropped with their fields; waiters learn the runtime stopped.
         self.flush_waiters.borrow_mut().clear();
         self.ready_waiters.borrow_mut().clear();
+    }
+}
+
+/// A weak handle to a runtime (see [`Persistence::downgrade`]).
+#[derive(Debug, Clone)]
+pub struct WeakPersistence {
+    inner: Weak<Inner>,
+}
+
+impl WeakPersistence {
+    /// The runtime, if it still runs.
+    pub fn upgrade(&self) -> Option<Persistence> {
+        self.inner.upgrade().map(|inner| Persistence { inner })
     }
 }

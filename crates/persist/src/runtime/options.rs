@@ -4,7 +4,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use crate::config::{PersistConfig, SliceConfig};
-use crate::local::{LocalStore, MigrationHook};
+use crate::local::{Durability, LocalStore, MigrationHook};
 
 /// Database name used when the app does not choose one.
 pub const DEFAULT_DATABASE: &str = "yewdux-persist";
@@ -30,6 +30,7 @@ pub struct PersistOptions {
     pub(crate) flush_on_page_hide: bool,
     pub(crate) migration: Option<MigrationHook>,
     pub(crate) rng_seed: Option<u64>,
+    pub(crate) durability: Durability,
 }
 
 impl fmt::Debug for PersistOptions {
@@ -43,6 +44,7 @@ impl fmt::Debug for PersistOptions {
             .field("broadcast", &self.broadcast)
             .field("flush_on_page_hide", &self.flush_on_page_hide)
             .field("migration", &self.migration.is_some())
+            .field("durability", &self.durability)
             .finish()
     }
 }
@@ -55,7 +57,8 @@ impl Default for PersistOptions {
 
 impl PersistOptions {
     /// Options for the IndexedDB database `database`, with the seed's defaults (300 ms debounce,
-    /// batches of 10, 2 s max wait). Automatic sync is off until a remote is configured.
+    /// batches of 10, 2 s max wait) and strict durability. Automatic sync stays off: the browser
+    /// runtime has no remote yet.
     pub fn new(database: impl Into<String>) -> Self {
         let mut config = PersistConfig::default();
         config.auto_sync.enabled = false;
@@ -69,6 +72,7 @@ impl PersistOptions {
             flush_on_page_hide: true,
             migration: None,
             rng_seed: None,
+            durability: Durability::default(),
         }
     }
 
@@ -124,6 +128,14 @@ impl PersistOptions {
     /// Runs `hook` inside every IndexedDB schema upgrade.
     pub fn migration(mut self, hook: MigrationHook) -> Self {
         self.migration = Some(hook);
+        self
+    }
+
+    /// How IndexedDB makes committed batches durable: [`Durability::Strict`] (the default: on
+    /// disk before the commit completes) or [`Durability::Relaxed`] (faster; may lose the last
+    /// commits on an OS crash or power loss).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
         self
     }
 

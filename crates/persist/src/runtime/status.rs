@@ -1,5 +1,7 @@
 //! [`PersistStatus`]: what the runtime is doing, for the app and the dashboard.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::local::StorageKind;
@@ -28,8 +30,12 @@ pub struct PersistStatus {
     pub queue_depth: usize,
     /// Changes being written now.
     pub in_flight: usize,
-    /// Keys whose last write failed permanently (`collection:id`); retried by the next flush.
+    /// Items whose last write failed permanently, as `collection:id: error`; retried by the next
+    /// flush or change.
     pub failed_keys: Vec<String>,
+    /// Collections that are not persisted in this session, with why (their saved data could not
+    /// be loaded, or their name is reserved). Sticky: not cleared by later successful writes.
+    pub collection_errors: BTreeMap<String, String>,
     /// Wall-clock epoch milliseconds of the last successful local write.
     pub last_saved_at: Option<f64>,
 }
@@ -45,6 +51,7 @@ impl PersistStatus {
             queue_depth: 0,
             in_flight: 0,
             failed_keys: Vec::new(),
+            collection_errors: BTreeMap::new(),
             last_saved_at: None,
         }
     }

@@ -4,7 +4,7 @@
 //! Messages from different tabs may arrive in any order, but a read after a message always sees
 //! at least that commit, so every tab converges on what the database holds.
 
-use std::rc::{Rc, Weak};
+use std::rc::Weak;
 
 use gloo_events::EventListener;
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,7 @@ impl TabChannel {
             let Ok(message) = serde_json::from_str::<Committed>(&text) else { return };
             let Some(inner) = runtime.upgrade() else { return };
             if message.tab != inner.tab_id {
-                Rc::clone(&inner).apply_from_other_tab(message.collection, message.ids);
+                inner.apply_from_other_tab(message.collection, message.ids);
             }
         });
         Some(Self { channel, _listener: listener })
