@@ -62,12 +62,15 @@
 //! # What is durable when
 //! - A change is in memory at once, and in IndexedDB after its collection's debounce (300 ms by
 //!   default; a key that keeps changing is still written after `max_wait`, 2 s by default).
-//! - Hiding the page (`visibilitychange` to hidden) or leaving it (`pagehide`) flushes everything
-//!   queued at once, so a normal close or tab switch loses nothing.
-//! - A hard crash (process killed, power loss) can lose at most the changes of the last debounce
-//!   window (≤ `max_wait`). [`Persistence::flush`] makes everything durable on demand.
+//! - Hiding the page (`visibilitychange` to hidden) or leaving it (`pagehide`) writes everything
+//!   queued at once, so a normal close, reload or tab switch loses nothing.
+//! - Batches commit with strict durability by default, so a hard crash (browser killed, OS crash,
+//!   power loss) can lose at most the changes of the last debounce window (≤ `max_wait`).
+//!   [`Persistence::flush`] makes everything durable on demand.
 //! - A failed write is retried with backoff and stays queued; nothing is dropped. Items that
-//!   cannot be read back are reported in [`PersistStatus::item_errors`] and left in storage.
+//!   cannot be read back are reported in [`PersistStatus::item_errors`] and left in storage; a
+//!   collection that cannot be loaded is not persisted that session
+//!   ([`PersistStatus::collection_errors`]), so defaults never overwrite saved data.
 //!
 //! # Features
 //! | feature | default | what |
