@@ -7,3 +7,4 @@ source scripts/env.sh
 
 scripts/setup.sh bench
 scripts/server-bench.sh
+scripts/client-bench.sh

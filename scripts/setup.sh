@@ -89,7 +89,7 @@ server_test_tools() {
 case "${1:-all}" in
     run) rust_tools; wasm_tools; trunk_tools ;;
     test) rust_tools; browser_tools; server_test_tools; wasm_tools; trunk_tools ;;
-    bench) rust_tools; server_test_tools ;;
+    bench) rust_tools; browser_tools; server_test_tools; wasm_tools ;;
     all) rust_tools; browser_tools; server_test_tools; wasm_tools; trunk_tools ;;
     *) log "usage: $0 [run|test|bench|all]"; exit 2 ;;
 esac
