@@ -56,7 +56,7 @@ impl Bench {
     /// The machine-readable line: `BENCH {json}`.
     pub fn line(&self) -> String {
         let (baseline, ratio) = match &self.ratio {
-            Some((name, ratio)) => (json!(name), json!(round3(*ratio))),
+            Some((name, ratio)) => (json!(name), json!(significant4(*ratio))),
             None => (Value::Null, Value::Null),
         };
         let line = json!({
@@ -70,6 +70,11 @@ impl Bench {
         });
         format!("BENCH {line}")
     }
+}
+
+/// `value` with four significant digits (ratios far below 1 keep their information).
+fn significant4(value: f64) -> f64 {
+    format!("{value:.3e}").parse().unwrap_or(value)
 }
 
 fn round3(value: f64) -> f64 {
@@ -87,7 +92,7 @@ pub fn table(title: &str, benches: &[Bench]) -> String {
     let _ = writeln!(out, "|{:-<38}|{:->12}|{:-<13}|{:->9}|{:-<33}|---", "", "", "", "", "");
     for bench in benches {
         let (ratio, baseline) = match &bench.ratio {
-            Some((name, ratio)) => (format!("{ratio:.2}x"), name.as_str()),
+            Some((name, ratio)) => (format_ratio(*ratio), name.as_str()),
             None => (String::from("-"), "-"),
         };
         let others: Vec<String> =
@@ -120,6 +125,15 @@ fn format_value(value: f64) -> String {
     } else {
         format!("{value:.2}")
     }
+}
+
+/// A ratio with three significant digits (`0.00314x` rather than `0.00x`).
+fn format_ratio(ratio: f64) -> String {
+    if !ratio.is_finite() || ratio == 0.0 {
+        return format!("{ratio}x");
+    }
+    let digits = (2 - ratio.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{ratio:.digits$}x")
 }
 
 #[cfg(test)]

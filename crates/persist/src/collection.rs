@@ -1,19 +1,40 @@
 //! [`Collection`]: a keyed set of items with structural sharing, so the listener can tell what
 //! changed between two store states without looking at unchanged items.
 
-use std::collections::btree_map;
-use std::collections::BTreeMap;
+use std::borrow::Borrow;
 use std::fmt;
 use std::rc::Rc;
 
+use imbl::shared_ptr::RcK;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Items keyed by id, cheap to clone (one `Rc` bump) and copy-on-write.
+/// An item as the map holds it: shared, and compared by pointer before by value, so unchanged
+/// items (the same `Rc`) are never compared field by field.
+struct Item<V>(Rc<V>);
+
+impl<V> Clone for Item<V> {
+    fn clone(&self) -> Self {
+        Item(Rc::clone(&self.0))
+    }
+}
+
+impl<V: PartialEq> PartialEq for Item<V> {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+/// Item ids: shared strings, cheap to copy when the map copies a node.
+type Id = Rc<str>;
+type Map<V> = imbl::GenericOrdMap<Id, Item<V>, RcK>;
+
+/// Items keyed by id: a persistent (structurally shared) ordered map.
 ///
-/// Put a `Collection` in your yewdux store for every persisted collection. Cloning the store
-/// clones only the `Rc`; changing one item re-allocates the map but keeps every other item's
-/// `Rc`, so the persistence listener finds the changed items by pointer comparison and serialises
-/// only those.
+/// Put a `Collection` in your yewdux store for every persisted collection. Cloning is O(1);
+/// inserting, updating or removing one item is O(log n) and shares every untouched node with the
+/// previous version. So comparing two versions (`==`, and the persistence listener's diff) skips
+/// all shared nodes and costs O(changed items × log n), not O(n), and only changed items are ever
+/// serialised.
 ///
 /// ```
 /// use yewdux_persist::Collection;
@@ -27,13 +48,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// assert!(files.get("a.rs").is_some());
 /// ```
 pub struct Collection<V> {
-    items: Rc<BTreeMap<String, Rc<V>>>,
+    items: Map<V>,
 }
 
 impl<V> Collection<V> {
     /// An empty collection.
     pub fn new() -> Self {
-        Self { items: Rc::new(BTreeMap::new()) }
+        Self { items: Map::default() }
     }
 
     /// Number of items.
@@ -48,12 +69,12 @@ impl<V> Collection<V> {
 
     /// The item with this id.
     pub fn get(&self, id: &str) -> Option<&V> {
-        self.items.get(id).map(|item| &**item)
+        self.items.get(id).map(|item| &*item.0)
     }
 
     /// The item with this id, as the shared `Rc`.
     pub fn get_rc(&self, id: &str) -> Option<&Rc<V>> {
-        self.items.get(id)
+        self.items.get(id).map(|item| &item.0)
     }
 
     /// `true` when an item has this id.
@@ -63,17 +84,17 @@ impl<V> Collection<V> {
 
     /// Items in id order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> + '_ {
-        self.items.iter().map(|(id, item)| (id.as_str(), &**item))
+        self.items.iter().map(|(id, item)| (id.borrow(), &*item.0))
     }
 
     /// Ids in order.
     pub fn ids(&self) -> impl Iterator<Item = &str> + '_ {
-        self.items.keys().map(String::as_str)
+        self.items.keys().map(|id| id.borrow())
     }
 
     /// Values in id order.
     pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
-        self.items.values().map(|item| &**item)
+        self.items.values().map(|item| &*item.0)
     }
 
     /// Inserts or replaces an item; returns the previous one.
@@ -83,15 +104,13 @@ impl<V> Collection<V> {
 
     /// Inserts or replaces an item that is already shared.
     pub fn insert_rc(&mut self, id: impl Into<String>, item: Rc<V>) -> Option<Rc<V>> {
-        Rc::make_mut(&mut self.items).insert(id.into(), item)
+        let id: Id = Rc::from(id.into());
+        self.items.insert(id, Item(item)).map(|old| old.0)
     }
 
     /// Removes an item; returns it.
     pub fn remove(&mut self, id: &str) -> Option<Rc<V>> {
-        if !self.items.contains_key(id) {
-            return None;
-        }
-        Rc::make_mut(&mut self.items).remove(id)
+        self.items.remove(id).map(|old| old.0)
     }
 
     /// Changes one item in place (cloning it only if it is shared). Returns `false` when there is
@@ -100,12 +119,9 @@ impl<V> Collection<V> {
     where
         V: Clone,
     {
-        if !self.items.contains_key(id) {
-            return false;
-        }
-        match Rc::make_mut(&mut self.items).get_mut(id) {
+        match self.items.get_mut(id) {
             Some(item) => {
-                change(Rc::make_mut(item));
+                change(Rc::make_mut(&mut item.0));
                 true
             }
             None => false,
@@ -115,23 +131,19 @@ impl<V> Collection<V> {
     /// Removes every item.
     pub fn clear(&mut self) {
         if !self.items.is_empty() {
-            self.items = Rc::new(BTreeMap::new());
+            self.items = Map::default();
         }
     }
 
-    /// `true` when both share the same map (so nothing can differ). O(1).
+    /// `true` when both are the same version (so nothing can differ). O(1).
     pub fn ptr_eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.items, &other.items)
-    }
-
-    pub(crate) fn raw(&self) -> &BTreeMap<String, Rc<V>> {
-        &self.items
+        self.items.ptr_eq(&other.items)
     }
 }
 
 impl<V> Clone for Collection<V> {
     fn clone(&self) -> Self {
-        Self { items: Rc::clone(&self.items) }
+        Self { items: self.items.clone() }
     }
 }
 
@@ -142,6 +154,7 @@ impl<V> Default for Collection<V> {
 }
 
 impl<V: PartialEq> PartialEq for Collection<V> {
+    /// O(changed items × log n) between versions that share structure.
     fn eq(&self, other: &Self) -> bool {
         self.ptr_eq(other) || self.items == other.items
     }
@@ -155,29 +168,23 @@ impl<V: fmt::Debug> fmt::Debug for Collection<V> {
 
 impl<V, K: Into<String>> FromIterator<(K, V)> for Collection<V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let items = iter.into_iter().map(|(id, item)| (id.into(), Rc::new(item))).collect();
-        Self { items: Rc::new(items) }
-    }
-}
-
-impl<'a, V> IntoIterator for &'a Collection<V> {
-    type Item = (&'a String, &'a Rc<V>);
-    type IntoIter = btree_map::Iter<'a, String, Rc<V>>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.items.iter()
+        let mut collection = Self::new();
+        for (id, item) in iter {
+            collection.insert(id, item);
+        }
+        collection
     }
 }
 
 impl<V: Serialize> Serialize for Collection<V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.items.iter().map(|(id, item)| (id, &**item)))
+        serializer.collect_map(self.iter())
     }
 }
 
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for Collection<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let items = BTreeMap::<String, V>::deserialize(deserializer)?;
+        let items = std::collections::BTreeMap::<String, V>::deserialize(deserializer)?;
         Ok(items.into_iter().collect())
     }
 }
@@ -191,8 +198,8 @@ pub(crate) enum ItemDiff<'a, V> {
     Removed(&'a str),
 }
 
-/// Differences from `old` to `new`: O(1) when they share their map; otherwise one merge pass over
-/// the ids, comparing item pointers first and values only when the pointers differ.
+/// Differences from `old` to `new`, in id order. Nodes the two versions share are skipped, so
+/// the cost follows the number of changed items, not the size of the collection.
 pub(crate) fn diff<'a, V: PartialEq>(
     old: &'a Collection<V>,
     new: &'a Collection<V>,
@@ -201,36 +208,13 @@ pub(crate) fn diff<'a, V: PartialEq>(
     if old.ptr_eq(new) {
         return;
     }
-    let mut olds = old.items.iter().peekable();
-    let mut news = new.items.iter().peekable();
-    loop {
-        match (olds.peek(), news.peek()) {
-            (None, None) => break,
-            (Some((id, _)), None) => {
-                emit(ItemDiff::Removed(id));
-                olds.next();
+    for change in old.items.diff(&new.items) {
+        match change {
+            imbl::ordmap::DiffItem::Add(id, item) => emit(ItemDiff::Upsert(id, &item.0)),
+            imbl::ordmap::DiffItem::Update { new: (id, item), .. } => {
+                emit(ItemDiff::Upsert(id, &item.0))
             }
-            (None, Some((id, item))) => {
-                emit(ItemDiff::Upsert(id, item));
-                news.next();
-            }
-            (Some((old_id, old_item)), Some((new_id, new_item))) => match old_id.cmp(new_id) {
-                std::cmp::Ordering::Less => {
-                    emit(ItemDiff::Removed(old_id));
-                    olds.next();
-                }
-                std::cmp::Ordering::Greater => {
-                    emit(ItemDiff::Upsert(new_id, new_item));
-                    news.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    if !Rc::ptr_eq(old_item, new_item) && old_item != new_item {
-                        emit(ItemDiff::Upsert(new_id, new_item));
-                    }
-                    olds.next();
-                    news.next();
-                }
-            },
+            imbl::ordmap::DiffItem::Remove(id, _) => emit(ItemDiff::Removed(id)),
         }
     }
 }

@@ -199,8 +199,8 @@ where
     }
 
     fn snapshot<'a>(&self, state: &'a S, emit: &mut dyn FnMut(PartChange<'a>)) {
-        for (id, item) in (self.get)(state).raw() {
-            emit(serialise(&self.name, id, &**item));
+        for (id, item) in (self.get)(state).iter() {
+            emit(serialise(&self.name, id, item));
         }
     }
 

@@ -233,6 +233,11 @@ impl Engine {
                 .is_some_and(|batch| batch.ops.iter().any(|op| &op.key == key))
     }
 
+    /// Number of parked ops (their write failed permanently), in O(1).
+    pub fn failed_count(&self) -> usize {
+        self.queue.parked_len()
+    }
+
     /// Ops in the write batch in flight.
     pub fn in_flight_ops(&self) -> usize {
         self.in_flight.as_ref().map_or(0, |batch| batch.ops.len())
@@ -241,6 +246,9 @@ impl Engine {
     /// Keys parked after a permanent write error, with their errors, in queue order. They are
     /// retried by the next flush or replaced by the key's next change.
     pub fn failed_keys(&self) -> Vec<FailedKey> {
+        if self.queue.parked_len() == 0 {
+            return Vec::new();
+        }
         self.queue
             .iter()
             .filter(|op| op.parked)

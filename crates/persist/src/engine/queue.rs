@@ -214,24 +214,50 @@ impl WriteQueue {
         self.due.first().map(|&(due, _)| due)
     }
 
-    /// Removes and returns the next batch due at `now`: the oldest due op (by position) and
-    /// the next due ops of its collection, up to the slice's batch size. Ops for which
-    /// `forced` is true (being flushed) are due whatever their deadline, backoff or parking;
-    /// `any_forced` says whether there may be any. An isolated op goes alone.
-    pub(crate) fn take_batch(
-        &mut self,
+    /// Ops that are not parked have a due time; parked ones do not.
+    pub(crate) fn parked_len(&self) -> usize {
+        self.ops.len() - self.due.len()
+    }
+
+    /// Picks a batch among ops due by their own deadline, found through the due-time index: cost
+    /// O(d log d) for d due ops, however many wait. Falls back to walking the queue when many
+    /// are due (the walk then stops early, at the batch size).
+    fn choose_due(&self, now: Time, config: &PersistConfig) -> Vec<u64> {
+        const INDEX_LIMIT: usize = 1_024;
+        let mut due: Vec<u64> = Vec::new();
+        for &(_, position) in self.due.range(..=(now, u64::MAX)) {
+            if due.len() == INDEX_LIMIT {
+                return self.choose_walking(now, config, |_| false);
+            }
+            due.push(position);
+        }
+        due.sort_unstable();
+        self.choose_among(due.into_iter(), config, |_| true)
+    }
+
+    /// Picks a batch by walking the queue in position order.
+    fn choose_walking(
+        &self,
         now: Time,
         config: &PersistConfig,
-        any_forced: bool,
         forced: impl Fn(&ItemKey) -> bool,
-    ) -> Option<(Arc<str>, Vec<PendingOp>)> {
-        if !any_forced && self.next_due().is_none_or(|due| due > now) {
-            return None;
-        }
+    ) -> Vec<u64> {
         let is_due = |e: &Entry| forced(&e.op.key) || e.due.is_some_and(|t| t <= now);
+        self.choose_among(self.order.keys().copied(), config, is_due)
+    }
+
+    /// The oldest due op among `positions` (in position order) and the next due ops of its
+    /// collection, up to the slice's batch size; an isolated op goes alone.
+    fn choose_among(
+        &self,
+        positions: impl Iterator<Item = u64>,
+        config: &PersistConfig,
+        is_due: impl Fn(&Entry) -> bool,
+    ) -> Vec<u64> {
         let mut chosen: Vec<u64> = Vec::new();
         let mut collection: Option<(&str, usize)> = None;
-        for (&position, key) in &self.order {
+        for position in positions {
+            let key = &self.order[&position];
             let entry = &self.ops[key];
             match collection {
                 None if is_due(entry) => {
@@ -253,6 +279,28 @@ impl WriteQueue {
                 _ => {}
             }
         }
+        chosen
+    }
+
+    /// Removes and returns the next batch due at `now`: the oldest due op (by position) and
+    /// the next due ops of its collection, up to the slice's batch size. Ops for which
+    /// `forced` is true (being flushed) are due whatever their deadline, backoff or parking;
+    /// `any_forced` says whether there may be any. An isolated op goes alone.
+    pub(crate) fn take_batch(
+        &mut self,
+        now: Time,
+        config: &PersistConfig,
+        any_forced: bool,
+        forced: impl Fn(&ItemKey) -> bool,
+    ) -> Option<(Arc<str>, Vec<PendingOp>)> {
+        if !any_forced && self.next_due().is_none_or(|due| due > now) {
+            return None;
+        }
+        let chosen = if any_forced {
+            self.choose_walking(now, config, forced)
+        } else {
+            self.choose_due(now, config)
+        };
         let name = Arc::clone(&self.order.get(chosen.first()?)?.collection);
         let ops = chosen.into_iter().map(|position| self.remove_at(position)).collect();
         Some((name, ops))

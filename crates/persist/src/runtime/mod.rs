@@ -505,13 +505,19 @@ impl Inner {
         let engine = self.engine.borrow();
         let queue_depth = engine.queue_depth();
         let in_flight = engine.in_flight_ops();
-        let failed_keys: Vec<String> = engine
-            .failed_keys()
-            .iter()
-            .map(|failed| format!("{}: {}", failed.key, failed.error))
-            .collect();
-        drop(engine);
         let mut status = self.status.borrow_mut();
+        // Listing failed keys walks the queue: only when some exist (or just stopped existing).
+        let failed_keys: Vec<String> =
+            if engine.failed_count() == 0 && status.failed_keys.is_empty() {
+                Vec::new()
+            } else {
+                engine
+                    .failed_keys()
+                    .iter()
+                    .map(|failed| format!("{}: {}", failed.key, failed.error))
+                    .collect()
+            };
+        drop(engine);
         if status.queue_depth != queue_depth
             || status.in_flight != in_flight
             || status.failed_keys != failed_keys
