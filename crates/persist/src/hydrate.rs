@@ -8,7 +8,7 @@ use yewdux::{Context, Dispatch};
 use crate::engine::{Change, ItemKey};
 use crate::listener::Shared;
 use crate::local::{LoadedItems, StoreError};
-use crate::parts::{ItemError, PartChange, Persist};
+use crate::parts::{Collected, ItemError, PartChange, Persist};
 use crate::runtime::Persistence;
 
 /// Delays before the retries of a failed load (transient IndexedDB errors happen, e.g. while
@@ -141,20 +141,14 @@ pub(crate) async fn hydrate<S: Persist>(
 
     // First run of a collection: save its current items. Queued before anything else can run, so
     // no later change of the same item is queued before these.
-    let mut changes = replayed;
+    let mut collected = Collected { changes: replayed, errors };
     for part in &first_runs {
-        let collection: Arc<str> = Arc::from(part.collection());
-        part.snapshot(&state, &mut |change| match change {
-            PartChange::Change { id, change } => {
-                changes.push((ItemKey::new(Arc::clone(&collection), id), change));
-            }
-            PartChange::Error(error) => errors.push(error),
-        });
+        part.snapshot(&state, &mut collected.sink(&**part));
     }
-    if !changes.is_empty() {
-        persistence.enqueue_many(changes);
+    if !collected.changes.is_empty() {
+        persistence.enqueue_many(collected.changes);
     }
-    persistence.report_item_errors(errors);
+    persistence.report_item_errors(collected.errors);
     for (collection, ids) in shared.missed.take() {
         persistence.reread_from_storage(collection, ids);
     }

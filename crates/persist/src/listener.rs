@@ -4,15 +4,12 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::rc::{Rc, Weak};
-use std::sync::Arc;
-
 use yewdux::{Context, Dispatch, Listener};
 
-use crate::engine::ItemKey;
 use crate::error::Error;
 use crate::hydrate::hydrate;
 use crate::local::is_reserved_collection;
-use crate::parts::{parts_of, Part, PartChange, Parts, Persist};
+use crate::parts::{parts_of, Collected, Part, Parts, Persist};
 use crate::runtime::{Applier, PersistOptions, Persistence};
 
 /// The runtime of a yewdux context, kept in the context itself.
@@ -249,20 +246,13 @@ impl<S: Persist> Listener for PersistListener<S> {
         let previous = shared.previous.replace(Rc::clone(&state));
         let Some(persistence) = try_persistence(cx) else { return };
         let unloaded = shared.unloaded.borrow();
-        let mut changes = Vec::new();
-        let mut errors = Vec::new();
+        let mut collected = Collected::default();
         for part in shared.parts.list.iter().filter(|part| !unloaded.contains(part.collection())) {
-            let collection: Arc<str> = Arc::from(part.collection());
-            part.diff(&previous, &state, &mut |change| match change {
-                PartChange::Change { id, change } => {
-                    changes.push((ItemKey::new(Arc::clone(&collection), id), change));
-                }
-                PartChange::Error(error) => errors.push(error),
-            });
+            part.diff(&previous, &state, &mut collected.sink(&**part));
         }
-        if !changes.is_empty() {
-            persistence.enqueue_many(changes);
+        if !collected.changes.is_empty() {
+            persistence.enqueue_many(collected.changes);
         }
-        persistence.report_item_errors(errors);
+        persistence.report_item_errors(collected.errors);
     }
 }

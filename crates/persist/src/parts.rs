@@ -8,7 +8,9 @@ use serde::Serialize;
 use yewdux::store::Store;
 
 use crate::collection::{diff, Collection, ItemDiff};
-use crate::engine::Change;
+use std::sync::Arc;
+
+use crate::engine::{Change, ItemKey};
 use crate::local::StoredItem;
 
 /// The id under which a [`Parts::singleton`] value is stored in its collection.
@@ -132,6 +134,29 @@ impl fmt::Display for ItemError {
 pub(crate) enum PartChange<'a> {
     Change { id: &'a str, change: Change },
     Error(ItemError),
+}
+
+/// Item changes ready to enqueue, and the items that could not be serialised.
+#[derive(Default)]
+pub(crate) struct Collected {
+    pub(crate) changes: Vec<(ItemKey, Change)>,
+    pub(crate) errors: Vec<ItemError>,
+}
+
+impl Collected {
+    /// A sink for the changes of `part`'s collection (pass it to `diff` or `snapshot`).
+    pub(crate) fn sink<'s, 'a, S: 'static>(
+        &'s mut self,
+        part: &dyn Part<S>,
+    ) -> impl FnMut(PartChange<'a>) + 's {
+        let collection: Arc<str> = Arc::from(part.collection());
+        move |change| match change {
+            PartChange::Change { id, change } => {
+                self.changes.push((ItemKey::new(Arc::clone(&collection), id), change));
+            }
+            PartChange::Error(error) => self.errors.push(error),
+        }
+    }
 }
 
 /// One persisted part of a store, type-erased.
