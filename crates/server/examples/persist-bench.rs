@@ -160,6 +160,44 @@ async fn send_push(http: &reqwest::Client, url: &str, token: &str, body: String)
     text.matches("\"applied\"").count() == 10
 }
 
+/// Runs `workers` closed loops until `seconds` pass: each calls `request(worker, n)` for
+/// n = 0, 1, ... and records the latency of every successful request. Returns the sorted
+/// latencies (µs), the error count and the seconds taken.
+async fn closed_loop<F, Fut>(workers: usize, seconds: u64, request: F) -> (Vec<u32>, u64, f64)
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..workers {
+        let (request, errors) = (request.clone(), Arc::clone(&errors));
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let sent_at = Instant::now();
+                if request(worker, n).await {
+                    latencies.push(sent_at.elapsed().as_micros() as u32);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                n += 1;
+            }
+            latencies
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        latencies_us.extend(task.await.expect("load task"));
+    }
+    let seconds_taken = started.elapsed().as_secs_f64();
+    latencies_us.sort_unstable();
+    (latencies_us, errors.load(Ordering::Relaxed), seconds_taken)
+}
+
 async fn push_max(
     http: &reqwest::Client,
     base: &str,
@@ -168,42 +206,19 @@ async fn push_max(
     seconds: u64,
 ) -> Outcome {
     let url = format!("{base}/v1/push");
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let errors = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for client in 0..clients {
+    let (http, tokens) = (http.clone(), tokens.to_vec());
+    let (latencies_us, errors, seconds) = closed_loop(clients, seconds, move |client, n| {
         let (http, url, token) = (http.clone(), url.clone(), tokens[client % tokens.len()].clone());
-        let errors = Arc::clone(&errors);
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let body = push_body(client, n);
-                n += 1;
-                let sent_at = Instant::now();
-                if send_push(&http, &url, &token, body).await {
-                    latencies.push(sent_at.elapsed().as_micros() as u32);
-                } else {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            latencies
-        }));
-    }
-    let mut latencies_us = Vec::new();
-    for task in tasks {
-        latencies_us.extend(task.await.expect("client task"));
-    }
-    let seconds_taken = started.elapsed().as_secs_f64();
-    latencies_us.sort_unstable();
+        async move { send_push(&http, &url, &token, push_body(client, n)).await }
+    })
+    .await;
     Outcome {
         name: "push_max",
         requests: latencies_us.len() as u64,
         units: latencies_us.len() as u64,
         unit: "acked pushes/s (10 ops each)",
-        errors: errors.load(Ordering::Relaxed),
-        seconds: seconds_taken,
+        errors,
+        seconds,
         latencies_us,
         note: format!("{clients} concurrent clients, closed loop"),
     }
@@ -344,63 +359,38 @@ async fn bulk_import(http: &reqwest::Client, base: &str, token: &str, keys: usiz
 
 async fn seed_puts(http: &reqwest::Client, base: &str, tokens: &[String], seconds: u64) -> Outcome {
     let connections = 16;
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let errors = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for connection in 0..connections {
-        let (http, base, token) =
-            (http.clone(), base.to_owned(), tokens[connection % tokens.len()].clone());
-        let errors = Arc::clone(&errors);
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let url = format!("{base}/api/storage/files:seed-{connection}-{n}");
-                let body = format!(
-                    r#"{{"value":{{"id":"seed-{n}","name":"file{n}.ts","content":"export const x = {n};","language":"typescript","path":"/src/file{n}.ts","updatedAt":{n}}}}}"#
-                );
-                n += 1;
-                let sent_at = Instant::now();
-                let response = http
-                    .put(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                let ok = match response {
-                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-                    _ => false,
-                };
-                if ok {
-                    latencies.push(sent_at.elapsed().as_micros() as u32);
-                } else {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                }
+    let (http, base, tokens) = (http.clone(), base.to_owned(), tokens.to_vec());
+    let (latencies_us, errors, seconds) = closed_loop(connections, seconds, move |connection, n| {
+        let url = format!("{base}/api/storage/files:seed-{connection}-{n}");
+        let body = format!(
+            r#"{{"value":{{"id":"seed-{n}","name":"file{n}.ts","content":"export const x = {n};","language":"typescript","path":"/src/file{n}.ts","updatedAt":{n}}}}}"#
+        );
+        let request = http
+            .put(url)
+            .bearer_auth(&tokens[connection % tokens.len()])
+            .header("content-type", "application/json")
+            .body(body)
+            .send();
+        async move {
+            match request.await {
+                Ok(response) if response.status().is_success() => response.bytes().await.is_ok(),
+                _ => false,
             }
-            latencies
-        }));
-    }
-    let mut latencies_us = Vec::new();
-    for task in tasks {
-        latencies_us.extend(task.await.expect("put task"));
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    latencies_us.sort_unstable();
+        }
+    })
+    .await;
     Outcome {
         name: "seed_put",
         requests: latencies_us.len() as u64,
         units: latencies_us.len() as u64,
         unit: "PUTs/s",
-        errors: errors.load(Ordering::Relaxed),
+        errors,
         seconds,
         latencies_us,
         note: format!("{connections} concurrent connections"),
     }
 }
 
-/// Diagnostics: the worst latency of each 100 ms window, slowest windows first.
 fn print_timeline(timed: &[(u64, u32)]) {
     let mut windows = std::collections::BTreeMap::<u64, (u32, usize)>::new();
     for (offset, latency) in timed {

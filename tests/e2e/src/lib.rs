@@ -64,6 +64,8 @@ impl Server {
 #[derive(Debug)]
 pub struct Browser {
     driver: Child,
+    port: u16,
+    session: String,
     endpoint: String,
     http: reqwest::Client,
 }
@@ -104,7 +106,7 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no session: {session}"))
             .to_owned();
-        Browser { driver, endpoint: format!("{base}/session/{id}"), http }
+        Browser { driver, port, endpoint: format!("{base}/session/{id}"), session: id, http }
     }
 
     async fn command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
@@ -181,7 +183,22 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session first (ChromeDriver then closes Chromium; killing only ChromeDriver would
+    /// leave Chromium running), with a plain blocking request since `drop` cannot await.
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            if stream.write_all(request.as_bytes()).is_ok() {
+                // ChromeDriver answers once Chromium has quit; the first bytes are enough.
+                let mut answer = [0u8; 512];
+                let _ = stream.read(&mut answer);
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
