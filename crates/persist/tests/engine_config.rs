@@ -98,3 +98,24 @@ fn serialises_durations_as_milliseconds() {
         serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
     assert_eq!(back, config);
 }
+
+/// The engine stays sans-IO: no module under `src/engine` names a browser or timer crate (the
+/// rest of the crate uses them; the engine must not).
+#[test]
+fn the_engine_uses_no_browser_or_timer_crate() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("src/engine") {
+        let path = entry.expect("entry").path();
+        let source = std::fs::read_to_string(&path).expect("source");
+        for forbidden in ["web_sys", "js_sys", "gloo", "wasm_bindgen", "std::time::Instant"] {
+            assert!(
+                !source.contains(forbidden),
+                "{} mentions `{forbidden}`; the engine must stay free of I/O and clocks",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "expected the engine's modules in {}", dir.display());
+}
