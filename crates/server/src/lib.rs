@@ -38,5 +38,5 @@ mod storage;
 pub use config::cli;
 pub use config::{DatabaseConfig, Limits, ServerConfig};
 pub use error::ServerError;
-pub use server::{create_token, start, RunningServer, ShutdownHandle};
-pub use storage::StorageError;
+pub use server::{create_token, list_tokens, revoke_tokens, start, RunningServer, ShutdownHandle};
+pub use storage::{StorageError, TokenInfo};

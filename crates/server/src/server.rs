@@ -10,7 +10,7 @@ use crate::auth::token;
 use crate::config::{DatabaseConfig, ServerConfig};
 use crate::error::ServerError;
 use crate::http::{ensure_dev_token, router, AppState};
-use crate::storage::{self, EventHub, Storage, StorageOptions};
+use crate::storage::{self, EventHub, Storage, StorageOptions, TokenInfo};
 use std::sync::Arc;
 
 /// A running server: its address, a way to stop it, and its task.
@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub struct RunningServer {
     addr: SocketAddr,
     shutdown: ShutdownHandle,
-    storage: Arc<dyn Storage>,
+    state: AppState,
     dev_token: Option<String>,
     task: JoinHandle<Result<(), ServerError>>,
 }
@@ -63,7 +63,29 @@ impl RunningServer {
     /// - [`ServerError::Config`] for an invalid user name;
     /// - [`ServerError::Storage`] when the database fails.
     pub async fn create_token(&self, user: &str) -> Result<String, ServerError> {
-        insert_new_token(&*self.storage, user).await
+        insert_new_token(&*self.state.storage, user).await
+    }
+
+    /// Revokes the tokens of `user` (only the one whose id is `id`, when given; ids are shown by
+    /// [`RunningServer::list_tokens`]) and returns how many were revoked. Takes effect at once on
+    /// this server; other servers sharing the database stop accepting them within 30 s (their
+    /// token cache).
+    ///
+    /// # Errors
+    /// - [`ServerError::Config`] for an invalid user name or id;
+    /// - [`ServerError::Storage`] when the database fails.
+    pub async fn revoke_tokens(&self, user: &str, id: Option<&str>) -> Result<u64, ServerError> {
+        let revoked = delete_tokens(&*self.state.storage, user, id).await?;
+        self.state.tokens.clear();
+        Ok(revoked)
+    }
+
+    /// The stored tokens (of `user` only, when given): user, id and creation time.
+    ///
+    /// # Errors
+    /// [`ServerError::Storage`] when the database fails.
+    pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, ServerError> {
+        Ok(self.state.storage.list_tokens(user).await?)
     }
 
     /// Stops gracefully and waits until the database is closed.
@@ -139,7 +161,7 @@ pub async fn start(
         shutdown_rx.clone(),
         dev_token.clone(),
     );
-    let app = router(state);
+    let app = router(state.clone());
     let task_storage = Arc::clone(&storage);
     let task = tokio::spawn(async move {
         let mut stop = shutdown_rx;
@@ -154,7 +176,7 @@ pub async fn start(
         served.map_err(ServerError::Io)
     });
     tracing::info!(%addr, "listening");
-    Ok(RunningServer { addr, shutdown: ShutdownHandle(shutdown_tx), storage, dev_token, task })
+    Ok(RunningServer { addr, shutdown: ShutdownHandle(shutdown_tx), state, dev_token, task })
 }
 
 /// `--dev` hands a token to anyone who asks: only on loopback.
@@ -183,11 +205,60 @@ fn storage_options(config: &ServerConfig) -> StorageOptions {
 /// - [`ServerError::Storage`] when the database cannot be opened or written.
 pub async fn create_token(database: &DatabaseConfig, user: &str) -> Result<String, ServerError> {
     token::validate_user(user).map_err(ServerError::Config)?;
-    let config = ServerConfig::with_database(database.clone());
-    let storage = storage::open(database, &storage_options(&config), EventHub::new()).await?;
+    let storage = open_for_tokens(database).await?;
     let result = insert_new_token(&*storage, user).await;
     storage.close().await;
     result
+}
+
+/// Revokes the tokens of `user` in `database` (only the one whose id is `id`, when given) and
+/// returns how many were revoked. Running servers stop accepting them within 30 s (their token
+/// cache).
+///
+/// # Errors
+/// - [`ServerError::Config`] for an invalid user name or id;
+/// - [`ServerError::Storage`] when the database cannot be opened or written.
+pub async fn revoke_tokens(
+    database: &DatabaseConfig,
+    user: &str,
+    id: Option<&str>,
+) -> Result<u64, ServerError> {
+    token::validate_user(user).map_err(ServerError::Config)?;
+    let storage = open_for_tokens(database).await?;
+    let result = delete_tokens(&*storage, user, id).await;
+    storage.close().await;
+    result
+}
+
+/// The stored tokens in `database` (of `user` only, when given).
+///
+/// # Errors
+/// [`ServerError::Storage`] when the database cannot be opened or read.
+pub async fn list_tokens(
+    database: &DatabaseConfig,
+    user: Option<&str>,
+) -> Result<Vec<TokenInfo>, ServerError> {
+    let storage = open_for_tokens(database).await?;
+    let result = storage.list_tokens(user).await.map_err(ServerError::from);
+    storage.close().await;
+    result
+}
+
+async fn open_for_tokens(database: &DatabaseConfig) -> Result<Arc<dyn Storage>, ServerError> {
+    let config = ServerConfig::with_database(database.clone());
+    Ok(storage::open(database, &storage_options(&config), EventHub::new()).await?)
+}
+
+async fn delete_tokens(
+    storage: &dyn Storage,
+    user: &str,
+    id: Option<&str>,
+) -> Result<u64, ServerError> {
+    token::validate_user(user).map_err(ServerError::Config)?;
+    if let Some(id) = id {
+        token::validate_id(id).map_err(ServerError::Config)?;
+    }
+    Ok(storage.revoke_tokens(user, id).await?)
 }
 
 async fn insert_new_token(storage: &dyn Storage, user: &str) -> Result<String, ServerError> {

@@ -31,6 +31,11 @@ impl TokenCache {
         entries.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(user, _)| user.clone())
     }
 
+    /// Forgets every lookup (after tokens were revoked).
+    pub(crate) fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    }
+
     fn put(&self, hash: String, user: Option<String>) {
         let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if entries.len() >= CACHE_MAX {

@@ -38,6 +38,18 @@ pub(crate) fn validate_user(user: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a token id as `token list` shows it: the first 12 lowercase hex digits of its hash.
+pub(crate) fn validate_id(id: &str) -> Result<(), String> {
+    let digits = crate::storage::TOKEN_ID_LEN;
+    if id.len() != digits || !id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(format!(
+            "a token id is {digits} lowercase hex digits, as `persist-server token list` shows it, \
+             not {id:?}"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +67,14 @@ mod tests {
         assert!(validate_user("alice").is_ok());
         assert!(validate_user("").is_err());
         assert!(validate_user("a b").is_err());
+    }
+
+    #[test]
+    fn token_ids_are_twelve_hex_digits() {
+        assert!(validate_id(&hash("abc")[..12]).is_ok());
+        assert!(validate_id("ba7816bf8f0").is_err(), "too short");
+        assert!(validate_id("BA7816BF8F01").is_err(), "uppercase");
+        assert!(validate_id("ba7816bf8f0%").is_err());
+        assert!(validate_id(&hash("abc")).is_err(), "the whole hash is not an id");
     }
 }

@@ -45,6 +45,27 @@ pub enum TokenCommand {
         #[arg(long, env = "PERSIST_DATABASE", default_value = "data/persist.sqlite3")]
         database: String,
     },
+    /// List the stored tokens (of USER only, when given): user, id, creation time. Tokens
+    /// themselves are not stored and cannot be shown.
+    List {
+        /// Only this user's tokens.
+        user: Option<String>,
+        /// The database.
+        #[arg(long, env = "PERSIST_DATABASE", default_value = "data/persist.sqlite3")]
+        database: String,
+    },
+    /// Revoke every token of USER, or with --id only that one. Running servers stop accepting a
+    /// revoked token within 30 s (their token cache).
+    Revoke {
+        /// The user whose tokens are revoked.
+        user: String,
+        /// Only the token with this id (12 hex digits, from `token list`).
+        #[arg(long)]
+        id: Option<String>,
+        /// The database.
+        #[arg(long, env = "PERSIST_DATABASE", default_value = "data/persist.sqlite3")]
+        database: String,
+    },
 }
 
 /// Flags of `serve`.
@@ -153,6 +174,24 @@ pub fn main() -> ExitCode {
                 println!("{token}");
                 Ok(())
             }
+            (None, Some(Command::Token(TokenCommand::List { user, database }))) => {
+                let database = DatabaseConfig::parse(&database);
+                let tokens = crate::list_tokens(&database, user.as_deref()).await?;
+                print!("{}", token_table(&tokens));
+                Ok(())
+            }
+            (None, Some(Command::Token(TokenCommand::Revoke { user, id, database }))) => {
+                let database = DatabaseConfig::parse(&database);
+                let revoked = crate::revoke_tokens(&database, &user, id.as_deref()).await?;
+                println!("revoked {revoked} token(s) of user {user:?} in {}", database.describe());
+                if revoked == 0 {
+                    return Err(crate::ServerError::Config(match id {
+                        Some(id) => format!("user {user:?} has no token with id {id}"),
+                        None => format!("user {user:?} has no tokens"),
+                    }));
+                }
+                Ok(())
+            }
             (None, _) => Ok(()),
         }
     });
@@ -163,6 +202,20 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `token list`'s output: a header and one line per token.
+fn token_table(tokens: &[crate::TokenInfo]) -> String {
+    let width = tokens.iter().map(|t| t.user.chars().count()).max().unwrap_or(0).max(4);
+    let mut out = format!("{:<width$}  {:<12}  created (UTC)\n", "user", "id");
+    for token in tokens {
+        let created = chrono::DateTime::from_timestamp_millis(token.created_at_ms).map_or_else(
+            || token.created_at_ms.to_string(),
+            |at| at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        );
+        out.push_str(&format!("{:<width$}  {:<12}  {created}\n", token.user, token.id));
+    }
+    out
 }
 
 fn init_logging(default: &str) {
@@ -242,6 +295,42 @@ mod tests {
         let config = args.to_config();
         assert_eq!(config.database, DatabaseConfig::Postgres("postgres://x@y/z".into()));
         assert_eq!(config.cors_origins, ["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn token_list_shows_ids_and_times_never_tokens() {
+        let tokens = [crate::TokenInfo {
+            user: "alice".into(),
+            id: "ba7816bf8f01".into(),
+            created_at_ms: 1_764_115_200_000,
+        }];
+        let table = token_table(&tokens);
+        assert_eq!(
+            table,
+            "user   id            created (UTC)\nalice  ba7816bf8f01  2025-11-26 00:00:00\n"
+        );
+    }
+
+    #[test]
+    fn token_revoke_takes_a_user_and_an_optional_id() {
+        let cli = Cli::try_parse_from([
+            "persist-server",
+            "token",
+            "revoke",
+            "bob",
+            "--id",
+            "0123456789ab",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Token(TokenCommand::Revoke { ref user, id: Some(ref id), .. }))
+                if user == "bob" && id == "0123456789ab"
+        ));
+        assert!(
+            Cli::try_parse_from(["persist-server", "token", "revoke"]).is_err(),
+            "a user is required"
+        );
     }
 
     #[test]

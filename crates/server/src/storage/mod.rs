@@ -125,6 +125,20 @@ pub(crate) struct WriteOutcome {
     pub(crate) head: Revision,
 }
 
+/// Hex digits of a token's hash that name it in `token list` / `token revoke --id`.
+pub(crate) const TOKEN_ID_LEN: usize = 12;
+
+/// One stored token as `token list` shows it (never the token itself, which is not stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The user (namespace) it acts as.
+    pub user: String,
+    /// The first 12 hex digits of its SHA-256 hash: its name for `token revoke --id`.
+    pub id: String,
+    /// When it was created, in milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
 /// Storage of records, op ids and tokens. Every method is scoped to one namespace (one user); no
 /// method can reach another namespace's rows.
 #[async_trait]
@@ -159,6 +173,10 @@ pub(crate) trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn insert_token(&self, token_hash: &str, user: &str) -> Result<(), StorageError>;
     /// The user a token hash belongs to.
     async fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StorageError>;
+    /// Deletes the tokens of `user` (only the one named `id`, when given); returns how many.
+    async fn revoke_tokens(&self, user: &str, id: Option<&str>) -> Result<u64, StorageError>;
+    /// The stored tokens (of `user` only, when given), by user, then creation time.
+    async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, StorageError>;
     /// Finishes queued writes and closes the database.
     async fn close(&self);
 }

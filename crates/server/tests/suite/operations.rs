@@ -189,3 +189,43 @@ fn help_documents_every_flag() {
     let help = String::from_utf8(output.stdout).unwrap();
     assert!(help.contains("token") && help.contains("serve"), "{help}");
 }
+
+#[test]
+fn token_commands_create_list_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("tokens.sqlite3").display().to_string();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_persist-server"))
+            .args(args)
+            .args(["--database", &database])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        (output.status.success(), stdout, stderr)
+    };
+    let (ok, created, _) = run(&["token", "create", "carol"]);
+    assert!(ok);
+    let token = created.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("pst_"), "{created}");
+    assert!(run(&["token", "create", "dave"]).0);
+
+    let (ok, listed, _) = run(&["token", "list", "carol"]);
+    assert!(ok);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and carol's token:\n{listed}");
+    assert!(lines[1].starts_with("carol "), "{listed}");
+    assert!(!listed.contains(&token[4..]), "the token itself is never shown");
+    let id = lines[1].split_whitespace().nth(1).unwrap().to_owned();
+    assert_eq!(id.len(), 12);
+
+    let (ok, _, error) = run(&["token", "revoke", "carol", "--id", "000000000000"]);
+    assert!(!ok && error.contains("no token with id 000000000000"), "{error}");
+    let (ok, revoked, _) = run(&["token", "revoke", "carol", "--id", &id]);
+    assert!(ok && revoked.contains("revoked 1 token"), "{revoked}");
+    let (ok, _, error) = run(&["token", "revoke", "carol"]);
+    assert!(!ok && error.contains("has no tokens"), "{error}");
+
+    let (ok, everyone, _) = run(&["token", "list"]);
+    assert!(ok && everyone.contains("dave") && !everyone.contains("carol"), "{everyone}");
+}

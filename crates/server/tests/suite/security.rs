@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::{put_op, Backend, TestServer, User};
+use crate::harness::{put_op, unique, Backend, TestServer, User};
 
 backend_tests!(
     no_user_reaches_another_users_namespace,
@@ -13,6 +13,7 @@ backend_tests!(
     malformed_input_is_400_with_a_stable_code,
     unknown_routes_and_methods_are_json_errors,
     cors_allows_only_listed_origins,
+    revoked_tokens_stop_working_and_others_do_not,
 );
 
 /// Alice's data, written through both APIs.
@@ -273,4 +274,55 @@ async fn cors_allows_only_listed_origins(backend: Backend) {
         .await
         .unwrap();
     assert!(response.headers().get("access-control-allow-origin").is_none());
+}
+
+async fn revoked_tokens_stop_working_and_others_do_not(backend: Backend) {
+    let server = TestServer::start(&backend).await;
+    let alice = unique("alice");
+    let bob = server.user("bob").await;
+    let first = server.running().create_token(&alice).await.unwrap();
+    let second = server.running().create_token(&alice).await.unwrap();
+    let works = |token: String| {
+        let server = &server;
+        async move { server.call(Method::GET, "/v1/stats", Some(&token), None).await.0 }
+    };
+    assert_eq!(works(first.clone()).await, StatusCode::OK, "cached as valid from here on");
+
+    let listed = server.running().list_tokens(Some(&alice)).await.unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|t| t.user == alice && t.id.len() == 12));
+    assert!(listed.iter().all(|t| !first.contains(&t.id) && !second.contains(&t.id)));
+    let first_id = listed
+        .iter()
+        .map(|t| t.id.clone())
+        .find(|id| persist_server_hash_prefix(&first) == *id)
+        .expect("the first token's id is its hash prefix");
+
+    // One token by id: the running server refuses it at once, even though it was cached.
+    let revoked = server.running().revoke_tokens(&alice, Some(&first_id)).await.unwrap();
+    assert_eq!(revoked, 1);
+    assert_eq!(works(first.clone()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(works(second.clone()).await, StatusCode::OK);
+    assert_eq!(server.running().list_tokens(Some(&alice)).await.unwrap().len(), 1);
+
+    // Another user's name never revokes alice's tokens, and a bad id is a clear error.
+    assert_eq!(server.running().revoke_tokens(&unique("nobody"), None).await.unwrap(), 0);
+    let error = server.running().revoke_tokens(&alice, Some("nothex!")).await.unwrap_err();
+    assert!(error.to_string().contains("12 lowercase hex digits"), "{error}");
+    assert_eq!(works(second.clone()).await, StatusCode::OK);
+
+    // The command-line path (`token revoke <user>`): its own connection to the same database.
+    let third = server.running().create_token(&alice).await.unwrap();
+    let revoked = persist_server::revoke_tokens(&server.database, &alice, None).await.unwrap();
+    assert_eq!(revoked, 2, "the second and the third");
+    assert_eq!(works(third).await, StatusCode::UNAUTHORIZED, "never looked up, so not cached");
+    assert!(persist_server::list_tokens(&server.database, Some(&alice)).await.unwrap().is_empty());
+    assert_eq!(server.get("/v1/stats", &bob).await.0, StatusCode::OK, "bob is untouched");
+}
+
+/// A token's id as `token list` shows it: the first 12 hex digits of its SHA-256.
+fn persist_server_hash_prefix(token: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }

@@ -15,7 +15,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::{
     now_ms, record_from_row, revision_from_db, revision_to_db, EventHub, Mutation, Storage,
-    StorageError, StorageOptions, WriteOutcome,
+    StorageError, StorageOptions, TokenInfo, WriteOutcome, TOKEN_ID_LEN,
 };
 
 /// PostgreSQL storage.
@@ -242,6 +242,34 @@ impl Storage for PostgresStorage {
         let statement =
             client.prepare_cached("SELECT \"user\" FROM tokens WHERE hash = $1").await?;
         Ok(client.query_opt(&statement, &[&token_hash]).await?.map(|row| row.get(0)))
+    }
+
+    async fn revoke_tokens(&self, user: &str, id: Option<&str>) -> Result<u64, StorageError> {
+        let client = self.client().await?;
+        let id_len = TOKEN_ID_LEN as i32;
+        Ok(client
+            .execute(
+                "DELETE FROM tokens WHERE \"user\" = $1 \
+                 AND ($2::text IS NULL OR left(hash, $3) = $2::text)",
+                &[&user, &id, &id_len],
+            )
+            .await?)
+    }
+
+    async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, StorageError> {
+        let client = self.client().await?;
+        let id_len = TOKEN_ID_LEN as i32;
+        let rows = client
+            .query(
+                "SELECT \"user\", left(hash, $2), created_at FROM tokens \
+                 WHERE $1::text IS NULL OR \"user\" = $1::text ORDER BY \"user\", created_at, hash",
+                &[&user, &id_len],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| TokenInfo { user: row.get(0), id: row.get(1), created_at_ms: row.get(2) })
+            .collect())
     }
 
     async fn close(&self) {

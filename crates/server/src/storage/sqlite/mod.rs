@@ -13,8 +13,8 @@ use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResp
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{EventHub, Mutation, Storage, StorageError, StorageOptions, WriteOutcome};
-use writer::Job;
+use super::{EventHub, Mutation, Storage, StorageError, StorageOptions, TokenInfo, WriteOutcome};
+use writer::{Job, TokenChange};
 
 /// SQLite storage. Writes go through a channel to the writer thread; reads run on a small pool of
 /// read-only connections in blocking tasks.
@@ -170,8 +170,18 @@ impl Storage for SqliteStorage {
     }
 
     async fn insert_token(&self, token_hash: &str, user: &str) -> Result<(), StorageError> {
-        let (hash, user) = (token_hash.to_owned(), user.to_owned());
-        self.submit(|reply| Job::InsertToken { hash, user, reply }).await
+        let change = TokenChange::Insert { hash: token_hash.to_owned(), user: user.to_owned() };
+        self.submit(|reply| Job::Tokens { change, reply }).await.map(|_| ())
+    }
+
+    async fn revoke_tokens(&self, user: &str, id: Option<&str>) -> Result<u64, StorageError> {
+        let change = TokenChange::Revoke { user: user.to_owned(), id: id.map(str::to_owned) };
+        self.submit(|reply| Job::Tokens { change, reply }).await
+    }
+
+    async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, StorageError> {
+        let user = user.map(str::to_owned);
+        self.read(move |conn| reads::list_tokens(conn, user.as_deref())).await
     }
 
     async fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StorageError> {

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResponse};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::storage::{record_from_row, revision_from_db, revision_to_db, StorageError};
+use crate::storage::{
+    record_from_row, revision_from_db, revision_to_db, StorageError, TokenInfo, TOKEN_ID_LEN,
+};
 
 const RECORD_COLUMNS: &str = "collection, id, value, revision, deleted, updated_at, hlc";
 
@@ -129,6 +131,20 @@ pub(super) fn stats(conn: &Connection, ns: &str) -> Result<StatsResponse, Storag
     })();
     conn.execute_batch("COMMIT")?;
     result
+}
+
+pub(super) fn list_tokens(
+    conn: &Connection,
+    user: Option<&str>,
+) -> Result<Vec<TokenInfo>, StorageError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT user, substr(hash, 1, ?2), created_at FROM tokens \
+         WHERE ?1 IS NULL OR user = ?1 ORDER BY user, created_at, hash",
+    )?;
+    let rows = statement.query_map(params![user, TOKEN_ID_LEN as i64], |row| {
+        Ok(TokenInfo { user: row.get(0)?, id: row.get(1)?, created_at_ms: row.get(2)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub(super) fn user_for_token(

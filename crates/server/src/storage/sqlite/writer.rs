@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::storage::{
     decide, now_ms, record_from_row, revision_from_db, revision_to_db, Applied, Decision, EventHub,
-    Mutation, StorageError, StoredRow, UpsertRow, WriteOp, WriteOutcome,
+    Mutation, StorageError, StoredRow, UpsertRow, WriteOp, WriteOutcome, TOKEN_ID_LEN,
 };
 
 /// Most jobs committed together.
@@ -28,10 +28,21 @@ pub(super) enum Job {
         mutation: Mutation,
         reply: oneshot::Sender<Result<WriteOutcome, StorageError>>,
     },
-    InsertToken {
+    /// Adds or deletes tokens; answers with the number of rows changed.
+    Tokens { change: TokenChange, reply: oneshot::Sender<Result<u64, StorageError>> },
+}
+
+/// A change to the tokens table.
+#[derive(Debug)]
+pub(super) enum TokenChange {
+    Insert {
         hash: String,
         user: String,
-        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    /// Every token of `user`, or only the one whose id (hash prefix) is `id`.
+    Revoke {
+        user: String,
+        id: Option<String>,
     },
 }
 
@@ -75,7 +86,7 @@ enum Reply {
         Result<WriteOutcome, StorageError>,
         String,
     ),
-    Token(oneshot::Sender<Result<(), StorageError>>, Result<(), StorageError>),
+    Token(oneshot::Sender<Result<u64, StorageError>>, Result<u64, StorageError>),
 }
 
 fn commit_batch(conn: &mut Connection, batch: Vec<Job>, events: &EventHub) {
@@ -94,14 +105,8 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>, events: &EventHub) {
                 let result = in_savepoint(conn, |conn| apply(conn, &ns, mutation, now));
                 replies.push(Reply::Write(reply, result, ns));
             }
-            Job::InsertToken { hash, user, reply } => {
-                let result = in_savepoint(conn, |conn| {
-                    conn.prepare_cached(
-                        "INSERT INTO tokens (hash, user, created_at) VALUES (?1, ?2, ?3)",
-                    )?
-                    .execute(params![hash, user, now])?;
-                    Ok(())
-                });
+            Job::Tokens { change, reply } => {
+                let result = in_savepoint(conn, |conn| change_tokens(conn, change, now));
                 replies.push(Reply::Token(reply, result));
             }
         }
@@ -142,10 +147,24 @@ fn fail(job: Job, error: StorageError) {
         Job::Write { reply, .. } => {
             let _ = reply.send(Err(error));
         }
-        Job::InsertToken { reply, .. } => {
+        Job::Tokens { reply, .. } => {
             let _ = reply.send(Err(error));
         }
     }
+}
+
+fn change_tokens(conn: &Connection, change: TokenChange, now: i64) -> Result<u64, StorageError> {
+    let changed = match change {
+        TokenChange::Insert { hash, user } => conn
+            .prepare_cached("INSERT INTO tokens (hash, user, created_at) VALUES (?1, ?2, ?3)")?
+            .execute(params![hash, user, now])?,
+        TokenChange::Revoke { user, id } => conn
+            .prepare_cached(
+                "DELETE FROM tokens WHERE user = ?1 AND (?2 IS NULL OR substr(hash, 1, ?3) = ?2)",
+            )?
+            .execute(params![user, id, TOKEN_ID_LEN as i64])?,
+    };
+    Ok(changed as u64)
 }
 
 /// Runs `body` in a savepoint: rolled back alone when it fails, so the batch's other jobs commit.
