@@ -127,6 +127,7 @@ pub fn PersistenceDashboard(props: &DashboardProps) -> Html {
     };
     let healthy = status.failed_keys.is_empty()
         && status.last_error.is_none()
+        && status.blocked.is_none()
         && status.collection_errors.is_empty();
     let saving = if healthy {
         if status.queue_depth + status.in_flight == 0 {
@@ -155,6 +156,9 @@ pub fn PersistenceDashboard(props: &DashboardProps) -> Html {
             <h3>{ props.title.clone() }{ " " }<span class={storage_class}>{ storage_label }</span>{ " " }{ saving }</h3>
             if let Some(note) = &status.storage_note {
                 <div class="yp-error">{ note.clone() }</div>
+            }
+            if let Some(blocked) = &status.blocked {
+                <div class="yp-error" role="alert">{ blocked.clone() }</div>
             }
             <div class="yp-row">
                 { stat("queued", status.queue_depth.to_string()) }

@@ -43,8 +43,13 @@ pub struct IndexedDbStore {
     min_version: u32,
     migration: Option<MigrationHook>,
     durability: Durability,
+    on_blocked: Option<BlockedHook>,
     state: Rc<Shared>,
 }
+
+/// Called with `true` when opening the database is blocked (another tab keeps it open at an
+/// older version and does not close it) and with `false` once that open went through.
+pub type BlockedHook = Rc<dyn Fn(bool)>;
 
 #[derive(Default)]
 struct Shared {
@@ -94,6 +99,7 @@ impl IndexedDbStore {
             min_version: min_version.max(1),
             migration: None,
             durability: Durability::default(),
+            on_blocked: None,
             state: Rc::new(Shared::default()),
         }
     }
@@ -101,6 +107,14 @@ impl IndexedDbStore {
     /// Runs `hook` inside every schema upgrade.
     pub fn with_migration(mut self, hook: MigrationHook) -> Self {
         self.migration = Some(hook);
+        self
+    }
+
+    /// Calls `hook(true)` when an open or upgrade waits on another tab that keeps the database
+    /// open at an older version (an old build of the app that ignores `versionchange`), and
+    /// `hook(false)` when it went through. Meanwhile nothing is lost: changes stay queued.
+    pub fn with_on_blocked(mut self, hook: BlockedHook) -> Self {
+        self.on_blocked = Some(hook);
         self
     }
 
@@ -133,15 +147,12 @@ impl IndexedDbStore {
         let required = self.required_stores();
         // Open at the configured version (one upgrade for a new database); a database already
         // upgraded further (new collections bump it) is opened at its own version.
-        let mut db =
-            match open_database(&self.name, Some(self.min_version), &required, &self.migration)
-                .await
-            {
-                Err(StoreError::Other { name, .. }) if name == "VersionError" => {
-                    open_database(&self.name, None, &required, &self.migration).await?
-                }
-                other => other?,
-            };
+        let mut db = match self.open_database(Some(self.min_version), &required).await {
+            Err(StoreError::Other { name, .. }) if name == "VersionError" => {
+                self.open_database(None, &required).await?
+            }
+            other => other?,
+        };
         let mut attempts = 1;
         while required.iter().any(|name| !has_store(&db, name)) || version(&db) < self.min_version {
             if attempts == OPEN_ATTEMPTS {
@@ -154,16 +165,37 @@ impl IndexedDbStore {
             attempts += 1;
             let target = (version(&db) + 1).max(self.min_version);
             db.close();
-            db = match open_database(&self.name, Some(target), &required, &self.migration).await {
+            db = match self.open_database(Some(target), &required).await {
                 // Another tab upgraded past `target` meanwhile: take its version and check again.
                 Err(StoreError::Other { name, .. }) if name == "VersionError" => {
-                    open_database(&self.name, None, &required, &self.migration).await?
+                    self.open_database(None, &required).await?
                 }
                 other => other?,
             };
         }
         self.install(db.clone());
         Ok(db)
+    }
+
+    async fn open_database(
+        &self,
+        version: Option<u32>,
+        required: &[String],
+    ) -> Result<Database, StoreError> {
+        let blocked = Rc::new(Cell::new(false));
+        let opened = open_database(
+            &self.name,
+            version,
+            required,
+            &self.migration,
+            &self.on_blocked,
+            &blocked,
+        )
+        .await;
+        if let (true, Some(hook)) = (blocked.get(), &self.on_blocked) {
+            hook(false);
+        }
+        opened
     }
 
     fn required_stores(&self) -> Vec<String> {
@@ -500,7 +532,18 @@ async fn open_database(
     version: Option<u32>,
     required: &[String],
     migration: &Option<MigrationHook>,
+    on_blocked: &Option<BlockedHook>,
+    blocked: &Rc<Cell<bool>>,
 ) -> Result<Database, StoreError> {
+    let notify = on_blocked.clone();
+    let flag = Rc::clone(blocked);
+    let on_blocked = move |_event: indexed_db_futures::database::VersionChangeEvent| {
+        flag.set(true);
+        if let Some(hook) = &notify {
+            hook(true);
+        }
+        Ok(())
+    };
     let required = required.to_vec();
     let migration = migration.clone();
     let upgrade = move |event: indexed_db_futures::database::VersionChangeEvent,
@@ -524,9 +567,15 @@ async fn open_database(
     };
     let opened = match version {
         Some(version) => {
-            Database::open(name).with_version(version).with_on_upgrade_needed(upgrade).await
+            Database::open(name)
+                .with_version(version)
+                .with_on_blocked(on_blocked)
+                .with_on_upgrade_needed(upgrade)
+                .await
         }
-        None => Database::open(name).with_on_upgrade_needed(upgrade).await,
+        None => {
+            Database::open(name).with_on_blocked(on_blocked).with_on_upgrade_needed(upgrade).await
+        }
     };
     opened.map_err(|error| match error {
         OpenDbError::Base(error) => match store_error(error) {

@@ -15,7 +15,7 @@ use crate::engine::{WriteBatch, WriteError, WriteErrorKind};
 mod indexeddb;
 mod memory;
 
-pub use indexeddb::{IndexedDbStore, Migration, MigrationHook, LOSSLESS_WRAPPER_KEY};
+pub use indexeddb::{BlockedHook, IndexedDbStore, Migration, MigrationHook, LOSSLESS_WRAPPER_KEY};
 pub use memory::MemoryStore;
 
 /// Object store of pending outbound changes.

@@ -36,6 +36,10 @@ mod tabs;
 pub use options::{PersistOptions, DEFAULT_DATABASE};
 pub use status::PersistStatus;
 
+/// [`PersistStatus::blocked`] while another tab blocks opening the database.
+const BLOCKED_NOTE: &str = "waiting for another tab: it keeps this app's database open at an \
+    older version. Close or reload the other tabs of this app; changes stay queued until then.";
+
 /// Applies changes committed by another tab to one collection of a store.
 pub(crate) type Applier = Rc<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemError>>;
 type WeakApplier = Weak<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemError>>;
@@ -98,6 +102,9 @@ impl Persistence {
     /// # Errors
     /// - [`Error::Config`] when the options' engine configuration is invalid.
     pub fn new(options: PersistOptions) -> Result<Self, Error> {
+        // The store is made before the runtime it reports to: its blocked hook finds the
+        // runtime through this slot, filled below.
+        let runtime_slot: Rc<RefCell<Weak<Inner>>> = Rc::new(RefCell::new(Weak::new()));
         let storage_kind;
         let store: Rc<dyn LocalStore> = if let Some(store) = options.custom_store.clone() {
             storage_kind = store.kind();
@@ -107,8 +114,16 @@ impl Persistence {
             Rc::new(MemoryStore::new())
         } else {
             storage_kind = StorageKind::IndexedDb;
+            let slot = Rc::clone(&runtime_slot);
             let mut store = IndexedDbStore::new(&options.database, options.database_version)
-                .with_durability(options.durability);
+                .with_durability(options.durability)
+                .with_on_blocked(Rc::new(move |blocked| {
+                    if let Some(inner) = slot.borrow().upgrade() {
+                        inner.status.borrow_mut().blocked =
+                            blocked.then(|| BLOCKED_NOTE.to_owned());
+                        inner.schedule_notify();
+                    }
+                }));
             if let Some(hook) = options.migration.clone() {
                 store = store.with_migration(hook);
             }
@@ -143,6 +158,7 @@ impl Persistence {
             page_exit: RefCell::new(None),
             tab_id: format!("{:016x}", (js_sys::Math::random() * 2f64.powi(53)) as u64),
         });
+        *runtime_slot.borrow_mut() = Rc::downgrade(&inner);
         if options.broadcast {
             let channel_name = format!("yewdux-persist/{}", options.database);
             *inner.tabs.borrow_mut() = tabs::TabChannel::open(&channel_name, Rc::downgrade(&inner));

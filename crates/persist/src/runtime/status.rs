@@ -23,6 +23,9 @@ pub struct PersistStatus {
     pub storage_note: Option<String>,
     /// The last storage error, cleared by the next successful write.
     pub last_error: Option<String>,
+    /// Set while opening the database waits on another tab that keeps it open at an older
+    /// version (typically an old build of the app): loading and saving wait, nothing is lost.
+    pub blocked: Option<String>,
     /// Items that could not be serialised or read back (most recent last; the stored data is
     /// left untouched).
     pub item_errors: Vec<ItemError>,
@@ -47,6 +50,7 @@ impl PersistStatus {
             storage,
             storage_note: None,
             last_error: None,
+            blocked: None,
             item_errors: Vec::new(),
             queue_depth: 0,
             in_flight: 0,

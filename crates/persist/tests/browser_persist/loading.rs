@@ -170,3 +170,33 @@ async fn a_collection_that_cannot_be_loaded_is_not_overwritten_with_defaults() {
     assert!(store.inner.snapshot("files").is_empty(), "the unloaded collection is left alone");
     assert_eq!(store.inner.snapshot("settings").len(), 1, "other collections still work");
 }
+
+#[wasm_bindgen_test]
+async fn a_tab_holding_an_old_version_open_is_shown_and_nothing_is_lost_meanwhile() {
+    use indexed_db_futures::database::Database;
+
+    let database = unique("blocked");
+    // An old build of the app in another tab: it holds the database open at version 1 and
+    // ignores `versionchange`, so our upgrade (object stores for our collections) must wait.
+    let old_tab = Database::open(&database).with_version(1u8).await.expect("the old tab opens");
+    let cx = Context::new();
+    let persistence = start(&cx, PersistOptions::new(&database));
+    let dispatch = open::<Workspace>(&cx);
+    assert!(
+        wait_until(3_000, || persistence.status().blocked.is_some()).await,
+        "the wait is visible: {:?}",
+        persistence.status()
+    );
+    assert!(!persistence.status().ready, "still loading");
+    dispatch.reduce_mut(|w| w.files.insert("typed.rs", file("typed.rs", "while blocked")));
+
+    old_tab.close();
+    persistence.ready().await;
+    persistence.flush().await.expect("flush once the other tab let go");
+    assert_eq!(persistence.status().blocked, None, "cleared once the open went through");
+    let saved = stored(&database, "files").await;
+    assert!(
+        saved.iter().any(|(id, json)| id == "typed.rs" && json.contains("while blocked")),
+        "the change made while blocked is saved: {saved:?}"
+    );
+}
