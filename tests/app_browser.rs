@@ -540,6 +540,17 @@ async fn the_persistence_panel_shows_the_dashboard() {
     assert_eq!(toggle.get_attribute("aria-expanded").as_deref(), Some("true"));
     assert_eq!(toggle.get_attribute("aria-controls").as_deref(), Some("persistence-panel"));
     wait_for_text(&app.root, "IndexedDB").await;
+    // "last saved" keeps counting while nothing else changes (the welcome file was saved once).
+    let last_saved = || {
+        app.root
+            .query_selector(".yp-last-saved b")
+            .unwrap()
+            .and_then(|b| b.text_content())
+            .unwrap_or_default()
+    };
+    assert!(wait_until(3_000, || last_saved().ends_with(" s ago")).await, "{}", last_saved());
+    let shown = last_saved();
+    assert!(wait_until(2_500, || last_saved() != shown).await, "still {shown:?}");
 
     click(&toggle).await;
     assert!(

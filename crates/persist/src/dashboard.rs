@@ -76,6 +76,18 @@ fn ago(epoch_ms: f64) -> String {
     }
 }
 
+/// Re-renders every second while `active`, so relative times ("3 s ago") stay true when nothing
+/// else changes. The interval is dropped with the component (or when `active` turns false).
+#[hook]
+fn use_seconds_ticking(active: bool) {
+    let update = use_force_update();
+    use_effect_with(active, move |active| {
+        let interval = active
+            .then(|| gloo_timers::callback::Interval::new(1_000, move || update.force_update()));
+        move || drop(interval)
+    });
+}
+
 fn stat(label: &str, value: impl Into<Html>) -> Html {
     html! { <div class="yp-stat"><b>{ value.into() }</b><span>{ label.to_owned() }</span></div> }
 }
@@ -117,6 +129,7 @@ fn history_bar(record: &OperationRecord, longest: Duration) -> Html {
 #[function_component]
 pub fn PersistenceDashboard(props: &DashboardProps) -> Html {
     let state = use_persistence();
+    use_seconds_ticking(state.status.last_saved_at.is_some());
     let status = &state.status;
     let metrics = &state.metrics;
 
@@ -163,7 +176,7 @@ pub fn PersistenceDashboard(props: &DashboardProps) -> Html {
             <div class="yp-row">
                 { stat("queued", status.queue_depth.to_string()) }
                 { stat("writing", status.in_flight.to_string()) }
-                { stat("last saved", last_saved) }
+                <div class="yp-stat yp-last-saved"><b>{ last_saved }</b><span>{ "last saved" }</span></div>
                 { stat("coalesced", metrics.coalesced.to_string()) }
             </div>
             <div class="yp-row">
