@@ -23,6 +23,9 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The user sent more requests than the rate limit allows (429).
     RateLimited,
+    /// The request took longer than the server's limit to arrive and be answered (408). Safe to
+    /// retry: a push is applied once however often it is sent.
+    RequestTimeout,
     /// The server is shutting down or its database is unavailable (503).
     Unavailable,
     /// A bug or an unexpected storage failure (500).
@@ -40,14 +43,21 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimited => 429,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
     }
 
-    /// `true` when retrying the same request later may succeed (429, 503, 500).
+    /// `true` when retrying the same request later may succeed (408, 429, 503, 500).
     pub fn is_transient(self) -> bool {
-        matches!(self, ErrorCode::RateLimited | ErrorCode::Unavailable | ErrorCode::Internal)
+        matches!(
+            self,
+            ErrorCode::RequestTimeout
+                | ErrorCode::RateLimited
+                | ErrorCode::Unavailable
+                | ErrorCode::Internal
+        )
     }
 }
 

@@ -50,6 +50,13 @@ impl ApiError {
         Self::new(ErrorCode::PayloadTooLarge, message)
     }
 
+    pub(crate) fn timed_out(limit: std::time::Duration) -> Self {
+        Self::new(
+            ErrorCode::RequestTimeout,
+            format!("the request took longer than {} s; send it again", limit.as_secs_f64()),
+        )
+    }
+
     pub(crate) fn unauthorized() -> Self {
         Self::new(ErrorCode::Unauthorized, "missing or unknown bearer token")
     }

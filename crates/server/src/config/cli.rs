@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// Requests a user may send in a burst before the sustained rate applies.
     #[arg(long, env = "PERSIST_RATE_LIMIT_BURST", default_value_t = Limits::default().rate_limit_burst)]
     pub rate_limit_burst: u32,
+    /// Seconds a request may take to arrive and be answered (408 past it; the event stream is
+    /// not cut); 0 turns it off.
+    #[arg(long, env = "PERSIST_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
+    pub request_timeout_secs: u64,
     /// Serve the built app from this folder (unknown non-API paths get its index.html).
     #[arg(long, env = "PERSIST_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
@@ -137,6 +141,7 @@ impl ServeArgs {
             max_value_bytes: self.max_value_bytes,
             rate_limit_per_second: self.rate_limit,
             rate_limit_burst: self.rate_limit_burst,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
         };
         config.static_dir = self.static_dir.clone();
         config.dev = self.dev;

@@ -59,6 +59,9 @@ pub struct Limits {
     pub rate_limit_per_second: f64,
     /// Requests a user may send at once before the sustained rate applies. Default 200.
     pub rate_limit_burst: u32,
+    /// Longest time a request may take to arrive and be answered (longer → 408); a streamed
+    /// answer (the event stream) is not cut. `Duration::ZERO` turns it off. Default 30 s.
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -69,6 +72,7 @@ impl Default for Limits {
             max_value_bytes: 256 * 1024,
             rate_limit_per_second: 100.0,
             rate_limit_burst: 200,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }

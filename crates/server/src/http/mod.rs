@@ -114,6 +114,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(static_files::fallback)
         .method_not_allowed_fallback(static_files::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::request_timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(TraceLayer::new_for_http());
     if let Some(cors) = cors(config) {

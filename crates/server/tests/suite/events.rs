@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 
 use crate::harness::{put_op, Backend, TestServer};
 
-backend_tests!(events_announce_new_revisions_of_the_own_namespace_only);
+backend_tests!(
+    events_announce_new_revisions_of_the_own_namespace_only,
+    a_request_slower_than_the_timeout_is_408_and_the_event_stream_is_not_cut,
+);
 
 /// Reads server-sent events.
 pub(crate) struct EventReader {
@@ -119,4 +122,45 @@ async fn postgres_instances_share_records_tokens_and_events() {
         "{statuses:?}"
     );
     assert_eq!(events.next().await, Some(json!({"revision": 2})));
+}
+
+async fn a_request_slower_than_the_timeout_is_408_and_the_event_stream_is_not_cut(
+    backend: Backend,
+) {
+    let limit = Duration::from_millis(400);
+    let server = TestServer::start_with(&backend, |c| c.limits.request_timeout = limit).await;
+    let alice = server.user("alice").await;
+    let mut events = EventReader::open(&server, &alice.token).await;
+    assert_eq!(events.next().await, Some(json!({"revision": 0})));
+
+    // A push whose body trickles in: half now, the rest after three times the limit.
+    let body =
+        serde_json::to_vec(&json!({"ops": [put_op("slow", "c", "i", json!(1), None)]})).unwrap();
+    let (head, tail) = body.split_at(body.len() / 2);
+    let chunks = vec![head.to_vec(), tail.to_vec()];
+    let trickle = futures_util::stream::iter(chunks.into_iter().enumerate()).then(
+        move |(index, chunk)| async move {
+            if index > 0 {
+                tokio::time::sleep(limit * 3).await;
+            }
+            Ok::<_, std::io::Error>(chunk)
+        },
+    );
+    let response = server
+        .http
+        .post(server.url("/v1/push"))
+        .bearer_auth(&alice.token)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(trickle))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["code"], "request_timeout", "{error}");
+
+    // The same push sent at once goes through, and the event stream opened before the slow
+    // request (older than the limit by now) is still alive and announces it.
+    server.push(&alice, json!([put_op("slow", "c", "i", json!(1), None)])).await;
+    assert_eq!(events.next().await, Some(json!({"revision": 1})));
 }

@@ -174,6 +174,7 @@ fn help_documents_every_flag() {
         "--max-body-bytes",
         "--max-value-bytes",
         "--rate-limit",
+        "--request-timeout-secs",
         "--static-dir",
         "--dev",
         "--legacy-anonymous-user",
