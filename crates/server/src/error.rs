@@ -57,6 +57,16 @@ impl ApiError {
         )
     }
 
+    pub(crate) fn too_slow(limit: std::time::Duration) -> Self {
+        Self::new(
+            ErrorCode::Unavailable,
+            format!(
+                "the server took longer than {} s to answer; send it again",
+                limit.as_secs_f64()
+            ),
+        )
+    }
+
     pub(crate) fn unauthorized() -> Self {
         Self::new(ErrorCode::Unauthorized, "missing or unknown bearer token")
     }
@@ -68,7 +78,6 @@ impl ApiError {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn code(&self) -> ErrorCode {
         self.body.code
     }

@@ -10,7 +10,7 @@ use crate::auth::token;
 use crate::config::{DatabaseConfig, ServerConfig};
 use crate::error::ServerError;
 use crate::http::{ensure_dev_token, router, AppState};
-use crate::storage::{self, EventHub, Storage, StorageOptions, TokenInfo};
+use crate::storage::{self, EventHub, NamespaceEvent, Storage, StorageOptions, TokenInfo};
 use std::sync::Arc;
 
 /// A running server: its address, a way to stop it, and its task.
@@ -68,8 +68,8 @@ impl RunningServer {
 
     /// Revokes the tokens of `user` (only the one whose id is `id`, when given; ids are shown by
     /// [`RunningServer::list_tokens`]) and returns how many were revoked. Takes effect at once on
-    /// this server; other servers sharing the database stop accepting them within 30 s (their
-    /// token cache).
+    /// this server (its open event streams of those tokens end too); other servers sharing the
+    /// database stop accepting them within 30 s (their token cache).
     ///
     /// # Errors
     /// - [`ServerError::Config`] for an invalid user name or id;
@@ -77,6 +77,7 @@ impl RunningServer {
     pub async fn revoke_tokens(&self, user: &str, id: Option<&str>) -> Result<u64, ServerError> {
         let revoked = delete_tokens(&*self.state.storage, user, id).await?;
         self.state.tokens.clear();
+        self.state.events.publish(NamespaceEvent::TokensRevoked);
         Ok(revoked)
     }
 
@@ -224,7 +225,7 @@ pub async fn revoke_tokens(
     id: Option<&str>,
 ) -> Result<u64, ServerError> {
     token::validate_user(user).map_err(ServerError::Config)?;
-    let storage = open_for_tokens(database).await?;
+    let storage = open_existing(database).await?;
     let result = delete_tokens(&*storage, user, id).await;
     storage.close().await;
     result
@@ -238,10 +239,21 @@ pub async fn list_tokens(
     database: &DatabaseConfig,
     user: Option<&str>,
 ) -> Result<Vec<TokenInfo>, ServerError> {
-    let storage = open_for_tokens(database).await?;
+    let storage = open_existing(database).await?;
     let result = storage.list_tokens(user).await.map_err(ServerError::from);
     storage.close().await;
     result
+}
+
+/// Like [`open_for_tokens`], but a SQLite file that does not exist is an error instead of a new
+/// empty database (a mistyped `--database` must not list nothing or revoke nothing silently).
+async fn open_existing(database: &DatabaseConfig) -> Result<Arc<dyn Storage>, ServerError> {
+    if let DatabaseConfig::Sqlite(path) = database {
+        if !path.is_file() {
+            return Err(ServerError::Config(format!("no database at {}", path.display())));
+        }
+    }
+    open_for_tokens(database).await
 }
 
 async fn open_for_tokens(database: &DatabaseConfig) -> Result<Arc<dyn Storage>, ServerError> {

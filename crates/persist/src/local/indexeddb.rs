@@ -112,7 +112,7 @@ impl IndexedDbStore {
 
     /// Calls `hook(true)` when an open or upgrade waits on another tab that keeps the database
     /// open at an older version (an old build of the app that ignores `versionchange`), and
-    /// `hook(false)` when it went through. Meanwhile nothing is lost: changes stay queued.
+    /// `hook(false)` when it went through. Meanwhile changes stay queued in memory only.
     pub fn with_on_blocked(mut self, hook: BlockedHook) -> Self {
         self.on_blocked = Some(hook);
         self

@@ -38,7 +38,8 @@ pub use status::PersistStatus;
 
 /// [`PersistStatus::blocked`] while another tab blocks opening the database.
 const BLOCKED_NOTE: &str = "waiting for another tab: it keeps this app's database open at an \
-    older version. Close or reload the other tabs of this app; changes stay queued until then.";
+    older version. Close or reload the other tabs of this app; keep this one open until then, \
+    its changes are not saved yet.";
 
 /// Applies changes committed by another tab to one collection of a store.
 pub(crate) type Applier = Rc<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemError>>;

@@ -24,7 +24,9 @@ pub struct PersistStatus {
     /// The last storage error, cleared by the next successful write.
     pub last_error: Option<String>,
     /// Set while opening the database waits on another tab that keeps it open at an older
-    /// version (typically an old build of the app): loading and saving wait, nothing is lost.
+    /// version (typically an old build of the app): loading and saving wait. Changes stay queued
+    /// in this tab's memory meanwhile, so closing this tab before the other one lets go loses
+    /// them.
     pub blocked: Option<String>,
     /// Items that could not be serialised or read back (most recent last; the stored data is
     /// left untouched).

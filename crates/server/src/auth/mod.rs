@@ -4,6 +4,7 @@
 pub(crate) mod token;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,9 @@ use axum::http::{header, HeaderMap};
 use crate::error::ApiError;
 use crate::http::AppState;
 
-/// How long a token lookup is trusted before the database is asked again.
-const CACHE_TTL: Duration = Duration::from_secs(30);
+/// How long a token lookup is trusted before the database is asked again (also how often an
+/// open event stream checks that its token still exists).
+pub(crate) const CACHE_TTL: Duration = Duration::from_secs(30);
 /// Most cached lookups; the cache is emptied when it grows past this.
 const CACHE_MAX: usize = 100_000;
 
@@ -23,6 +25,9 @@ const CACHE_MAX: usize = 100_000;
 #[derive(Debug, Default)]
 pub(crate) struct TokenCache {
     entries: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    /// Bumped by [`TokenCache::clear`]: a lookup that started before a revocation must not put
+    /// its (possibly stale) answer back afterwards.
+    generation: AtomicU64,
 }
 
 impl TokenCache {
@@ -31,13 +36,23 @@ impl TokenCache {
         entries.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(user, _)| user.clone())
     }
 
-    /// Forgets every lookup (after tokens were revoked).
+    /// Forgets every lookup (after tokens were revoked), including the ones in flight.
     pub(crate) fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.clear();
     }
 
-    fn put(&self, hash: String, user: Option<String>) {
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Remembers a lookup made at `generation`, unless the cache was cleared since.
+    fn put(&self, hash: String, user: Option<String>, generation: u64) {
         let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.generation() != generation {
+            return;
+        }
         if entries.len() >= CACHE_MAX {
             entries.clear();
         }
@@ -58,8 +73,9 @@ pub(crate) async fn user_for_token(state: &AppState, token: &str) -> Result<Stri
     let user = match state.tokens.get(&hash) {
         Some(user) => user,
         None => {
+            let generation = state.tokens.generation();
             let user = state.storage.user_for_token(&hash).await?;
-            state.tokens.put(hash, user.clone());
+            state.tokens.put(hash, user.clone(), generation);
             user
         }
     };

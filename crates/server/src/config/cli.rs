@@ -95,8 +95,8 @@ pub struct ServeArgs {
     /// Requests a user may send in a burst before the sustained rate applies.
     #[arg(long, env = "PERSIST_RATE_LIMIT_BURST", default_value_t = Limits::default().rate_limit_burst)]
     pub rate_limit_burst: u32,
-    /// Seconds a request may take to arrive and be answered (408 past it; the event stream is
-    /// not cut); 0 turns it off.
+    /// Seconds a request may take to arrive and be answered (past it: 408 while the body is still
+    /// arriving, else 503; import/export get 10×; the event stream is not cut); 0 turns it off.
     #[arg(long, env = "PERSIST_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
     pub request_timeout_secs: u64,
     /// Serve the built app from this folder (unknown non-API paths get its index.html).

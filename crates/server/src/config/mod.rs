@@ -59,8 +59,9 @@ pub struct Limits {
     pub rate_limit_per_second: f64,
     /// Requests a user may send at once before the sustained rate applies. Default 200.
     pub rate_limit_burst: u32,
-    /// Longest time a request may take to arrive and be answered (longer → 408); a streamed
-    /// answer (the event stream) is not cut. `Duration::ZERO` turns it off. Default 30 s.
+    /// Longest time a request may take to arrive and be answered: past it, 408 while the body is
+    /// still arriving, 503 once it has arrived. Import and export routes get ten times this; a
+    /// streamed answer (the event stream) is not cut. `Duration::ZERO` turns it off. Default 30 s.
     pub request_timeout: Duration,
 }
 

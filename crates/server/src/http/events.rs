@@ -17,7 +17,7 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 
 use super::AppState;
-use crate::auth::{bearer, user_for_token};
+use crate::auth::{bearer, user_for_token, CACHE_TTL};
 use crate::error::ApiError;
 use crate::storage::{NamespaceEvent, Storage};
 
@@ -39,8 +39,13 @@ pub(super) async fn events(
     let receiver = state.events.subscribe();
     let head = state.storage.head(&user).await?;
     state.metrics.event_stream_opened();
+    let mut recheck = tokio::time::interval(CACHE_TTL);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.reset();
     let stream = EventStream {
         receiver,
+        token: token.to_owned(),
+        recheck,
         user,
         last_sent: None,
         first: Some(head),
@@ -62,6 +67,10 @@ fn event(revision: Revision) -> Event {
 
 struct EventStream {
     receiver: broadcast::Receiver<NamespaceEvent>,
+    /// The token the stream was opened with: checked again every [`CACHE_TTL`] and whenever
+    /// tokens are revoked here, and the stream ends once it is gone.
+    token: String,
+    recheck: tokio::time::Interval,
     user: String,
     last_sent: Option<Revision>,
     first: Option<Revision>,
@@ -77,7 +86,15 @@ impl Drop for EventStream {
 }
 
 impl EventStream {
-    /// The next revision to announce, or `None` to end the stream (shutdown).
+    /// `false` once the stream's token was revoked (a database error keeps the stream).
+    async fn token_still_valid(&self) -> bool {
+        match user_for_token(&self.state, &self.token).await {
+            Ok(user) => user == self.user,
+            Err(error) => error.code() != persist_protocol::ErrorCode::Unauthorized,
+        }
+    }
+
+    /// The next revision to announce, or `None` to end the stream (shutdown, revoked token).
     async fn next_revision(&mut self) -> Option<Revision> {
         if let Some(first) = self.first.take() {
             self.last_sent = Some(first);
@@ -92,9 +109,21 @@ impl EventStream {
                     Ok(()) => continue,
                     Err(_) => return None,
                 },
+                _ = self.recheck.tick() => {
+                    if self.token_still_valid().await {
+                        continue;
+                    }
+                    return None;
+                }
                 message = self.receiver.recv() => match message {
                     Ok(NamespaceEvent::Advanced { ns, revision }) if *ns == *self.user => revision,
                     Ok(NamespaceEvent::Advanced { .. }) => continue,
+                    Ok(NamespaceEvent::TokensRevoked) => {
+                        if self.token_still_valid().await {
+                            continue;
+                        }
+                        return None;
+                    }
                     Ok(NamespaceEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         match self.storage.head(&self.user).await {
                             Ok(head) => head,

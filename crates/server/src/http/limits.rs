@@ -1,30 +1,10 @@
-//! Per-user rate limiting (a token bucket per user, refilled continuously) and the request
-//! timeout.
+//! Per-user rate limiting: a token bucket per user, refilled continuously.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::error::ApiError;
-
-/// Answers 408 when a request is not answered within the limit: receiving its body and computing
-/// the answer's head count, streaming an answer does not (the event stream stays open). A push cut
-/// off here may still commit; sending it again is safe (op ids make it apply once).
-pub(crate) async fn request_timeout(
-    axum::extract::State(state): axum::extract::State<crate::http::AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let limit = state.config.limits.request_timeout;
-    if limit.is_zero() {
-        return next.run(request).await;
-    }
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::timed_out(limit).into_response(),
-    }
-}
 
 /// Buckets are forgotten once the map grows past this many users (full buckets first).
 const MAX_TRACKED_USERS: usize = 100_000;

@@ -9,6 +9,7 @@ mod metrics;
 mod seed;
 mod static_files;
 mod sync;
+mod timeout;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -114,7 +115,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(static_files::fallback)
         .method_not_allowed_fallback(static_files::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::request_timeout))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), timeout::request_timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(TraceLayer::new_for_http());
     if let Some(cors) = cors(config) {

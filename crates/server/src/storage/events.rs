@@ -10,6 +10,8 @@ use tokio::sync::broadcast;
 pub(crate) enum NamespaceEvent {
     /// A namespace's newest revision is now `revision`.
     Advanced { ns: Arc<str>, revision: Revision },
+    /// Tokens were revoked on this server: every stream checks that its token still exists.
+    TokensRevoked,
     /// Events may have been missed (e.g. the PostgreSQL listener reconnected): every stream
     /// re-reads its namespace's head.
     Resync,

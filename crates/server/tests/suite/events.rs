@@ -43,6 +43,11 @@ impl EventReader {
     /// The next event's data, or `None` when the stream ended. A 30 s guard turns a hang into a
     /// failure (it is not a timing assertion).
     pub(crate) async fn next(&mut self) -> Option<Value> {
+        self.next_within(Duration::from_secs(30)).await
+    }
+
+    /// Like [`EventReader::next`], failing when nothing arrives within `guard`.
+    pub(crate) async fn next_within(&mut self, guard: Duration) -> Option<Value> {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
@@ -51,9 +56,9 @@ impl EventReader {
                 }
                 continue;
             }
-            let chunk = tokio::time::timeout(Duration::from_secs(30), self.stream.next())
+            let chunk = tokio::time::timeout(guard, self.stream.next())
                 .await
-                .expect("no event within 30 s");
+                .unwrap_or_else(|_| panic!("no event within {guard:?}"));
             match chunk {
                 Some(Ok(bytes)) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
                 Some(Err(_)) | None => return None,

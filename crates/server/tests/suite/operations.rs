@@ -229,4 +229,17 @@ fn token_commands_create_list_and_revoke() {
 
     let (ok, everyone, _) = run(&["token", "list"]);
     assert!(ok && everyone.contains("dave") && !everyone.contains("carol"), "{everyone}");
+
+    // A mistyped database is an error, not a new empty one.
+    let missing = dir.path().join("typo.sqlite3");
+    for command in [&["token", "list"][..], &["token", "revoke", "dave"][..]] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_persist-server"))
+            .args(command)
+            .args(["--database", &missing.display().to_string()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(!output.status.success() && stderr.contains("no database at"), "{stderr}");
+    }
+    assert!(!missing.exists(), "nothing was created");
 }

@@ -3,6 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::events::EventReader;
 use crate::harness::{put_op, unique, Backend, TestServer, User};
 
 backend_tests!(
@@ -298,12 +299,25 @@ async fn revoked_tokens_stop_working_and_others_do_not(backend: Backend) {
         .find(|id| persist_server_hash_prefix(&first) == *id)
         .expect("the first token's id is its hash prefix");
 
-    // One token by id: the running server refuses it at once, even though it was cached.
+    // Event streams of each token, open before any revocation.
+    let mut first_events = EventReader::open(&server, &first).await;
+    let mut second_events = EventReader::open(&server, &second).await;
+    assert_eq!(first_events.next().await, Some(json!({"revision": 0})));
+    assert_eq!(second_events.next().await, Some(json!({"revision": 0})));
+
+    // One token by id: the running server refuses it at once, even though it was cached, and its
+    // event stream ends; the other token and its stream go on.
     let revoked = server.running().revoke_tokens(&alice, Some(&first_id)).await.unwrap();
     assert_eq!(revoked, 1);
     assert_eq!(works(first.clone()).await, StatusCode::UNAUTHORIZED);
+    // Well before the 30 s periodic check: the revocation itself ends the stream.
+    let ended = first_events.next_within(std::time::Duration::from_secs(10)).await;
+    assert_eq!(ended, None, "the revoked token's stream ended");
     assert_eq!(works(second.clone()).await, StatusCode::OK);
     assert_eq!(server.running().list_tokens(Some(&alice)).await.unwrap().len(), 1);
+    let second_user = User { token: second.clone() };
+    server.push(&second_user, json!([put_op("r1", "c", "i", json!(1), None)])).await;
+    assert_eq!(second_events.next().await, Some(json!({"revision": 1})), "still streaming");
 
     // Another user's name never revokes alice's tokens, and a bad id is a clear error.
     assert_eq!(server.running().revoke_tokens(&unique("nobody"), None).await.unwrap(), 0);
