@@ -41,6 +41,29 @@ const BLOCKED_NOTE: &str = "waiting for another tab: it keeps this app's databas
     older version. Close or reload the other tabs of this app; keep this one open until then, \
     its changes are not saved yet.";
 
+/// The local store `options` ask for: a custom one, memory, or IndexedDB whose blocked opens
+/// are reported to `runtime`'s status.
+fn local_store(options: &PersistOptions, runtime: Weak<Inner>) -> Rc<dyn LocalStore> {
+    if let Some(store) = options.custom_store.clone() {
+        return store;
+    }
+    if options.memory_only {
+        return Rc::new(MemoryStore::new());
+    }
+    let mut store = IndexedDbStore::new(&options.database, options.database_version)
+        .with_durability(options.durability)
+        .with_on_blocked(Rc::new(move |blocked| {
+            if let Some(inner) = runtime.upgrade() {
+                inner.status.borrow_mut().blocked = blocked.then(|| BLOCKED_NOTE.to_owned());
+                inner.schedule_notify();
+            }
+        }));
+    if let Some(hook) = options.migration.clone() {
+        store = store.with_migration(hook);
+    }
+    Rc::new(store)
+}
+
 /// Applies changes committed by another tab to one collection of a store.
 pub(crate) type Applier = Rc<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemError>>;
 type WeakApplier = Weak<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemError>>;
@@ -103,63 +126,39 @@ impl Persistence {
     /// # Errors
     /// - [`Error::Config`] when the options' engine configuration is invalid.
     pub fn new(options: PersistOptions) -> Result<Self, Error> {
-        // The store is made before the runtime it reports to: its blocked hook finds the
-        // runtime through this slot, filled below.
-        let runtime_slot: Rc<RefCell<Weak<Inner>>> = Rc::new(RefCell::new(Weak::new()));
-        let storage_kind;
-        let store: Rc<dyn LocalStore> = if let Some(store) = options.custom_store.clone() {
-            storage_kind = store.kind();
-            store
-        } else if options.memory_only {
-            storage_kind = StorageKind::Memory;
-            Rc::new(MemoryStore::new())
-        } else {
-            storage_kind = StorageKind::IndexedDb;
-            let slot = Rc::clone(&runtime_slot);
-            let mut store = IndexedDbStore::new(&options.database, options.database_version)
-                .with_durability(options.durability)
-                .with_on_blocked(Rc::new(move |blocked| {
-                    if let Some(inner) = slot.borrow().upgrade() {
-                        inner.status.borrow_mut().blocked =
-                            blocked.then(|| BLOCKED_NOTE.to_owned());
-                        inner.schedule_notify();
-                    }
-                }));
-            if let Some(hook) = options.migration.clone() {
-                store = store.with_migration(hook);
-            }
-            Rc::new(store)
-        };
         let seed =
             options.rng_seed.unwrap_or_else(|| (js_sys::Math::random() * 2f64.powi(53)) as u64);
         let mut config = options.config.clone();
         // No remote is wired into the browser runtime yet: automatic syncs would only fail.
         config.auto_sync.enabled = false;
         let engine = Engine::new(config, seed)?;
-        let mut status = PersistStatus::new(storage_kind);
-        if options.memory_only {
-            status.storage_note = Some("memory-only by configuration".into());
-        }
-        let inner = Rc::new(Inner {
-            database: options.database.clone(),
-            engine: RefCell::new(engine),
-            store: RefCell::new(store),
-            status: RefCell::new(status),
-            status_subscribers: Subscribers::new(),
-            metrics_subscribers: Subscribers::new(),
-            notify_scheduled: Cell::new(false),
-            metrics_dirty: Cell::new(false),
-            flush_waiters: RefCell::new(HashMap::new()),
-            ready_waiters: RefCell::new(Vec::new()),
-            hydrating: Cell::new(0),
-            timer: RefCell::new(None),
-            appliers: RefCell::new(HashMap::new()),
-            loaded_from_storage: Cell::new(false),
-            tabs: RefCell::new(None),
-            page_exit: RefCell::new(None),
-            tab_id: format!("{:016x}", (js_sys::Math::random() * 2f64.powi(53)) as u64),
+        // Cyclic: the IndexedDB store reports a blocked open to the runtime that owns it.
+        let inner = Rc::new_cyclic(|runtime: &Weak<Inner>| {
+            let store = local_store(&options, runtime.clone());
+            let mut status = PersistStatus::new(store.kind());
+            if options.memory_only {
+                status.storage_note = Some("memory-only by configuration".into());
+            }
+            Inner {
+                database: options.database.clone(),
+                engine: RefCell::new(engine),
+                store: RefCell::new(store),
+                status: RefCell::new(status),
+                status_subscribers: Subscribers::new(),
+                metrics_subscribers: Subscribers::new(),
+                notify_scheduled: Cell::new(false),
+                metrics_dirty: Cell::new(false),
+                flush_waiters: RefCell::new(HashMap::new()),
+                ready_waiters: RefCell::new(Vec::new()),
+                hydrating: Cell::new(0),
+                timer: RefCell::new(None),
+                appliers: RefCell::new(HashMap::new()),
+                loaded_from_storage: Cell::new(false),
+                tabs: RefCell::new(None),
+                page_exit: RefCell::new(None),
+                tab_id: format!("{:016x}", (js_sys::Math::random() * 2f64.powi(53)) as u64),
+            }
         });
-        *runtime_slot.borrow_mut() = Rc::downgrade(&inner);
         if options.broadcast {
             let channel_name = format!("yewdux-persist/{}", options.database);
             *inner.tabs.borrow_mut() = tabs::TabChannel::open(&channel_name, Rc::downgrade(&inner));

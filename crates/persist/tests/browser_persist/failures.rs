@@ -12,10 +12,8 @@ use crate::support::*;
 #[wasm_bindgen_test]
 async fn a_failing_store_keeps_data_queued_and_reports_the_error() {
     let store = Rc::new(MemoryStore::new());
-    let cx = Context::new();
-    let persistence = start(&cx, fast_retry_options(Rc::clone(&store)));
-    let dispatch = open::<Workspace>(&cx);
-    persistence.ready().await;
+    let Session { cx: _cx, persistence, dispatch } =
+        loaded::<Workspace>(fast_retry_options(Rc::clone(&store))).await;
     store.fail_next_writes(3, StoreError::QuotaExceeded("the quota has been exceeded".into()));
     dispatch.reduce_mut(|w| {
         w.files.insert("big.bin", file("big.bin", "lots"));

@@ -11,10 +11,8 @@ use crate::support::*;
 #[wasm_bindgen_test]
 async fn hiding_the_page_flushes_at_once() {
     let database = unique("hidden");
-    let cx = Context::new();
-    let persistence = start(&cx, slow_debounce(database.clone()));
-    let dispatch = open::<Workspace>(&cx);
-    persistence.ready().await;
+    let Session { cx: _cx, persistence, dispatch } =
+        loaded::<Workspace>(slow_debounce(database.clone())).await;
     dispatch.reduce_mut(|w| {
         w.files.insert("draft.md", file("draft.md", "unsaved words"));
     });

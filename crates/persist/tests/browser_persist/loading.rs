@@ -13,10 +13,8 @@ use crate::support::*;
 async fn hydration_never_overwrites_saved_data_with_defaults() {
     let database = unique("hydrate");
     {
-        let cx = Context::new();
-        let persistence = start(&cx, PersistOptions::new(&database));
-        let dispatch = open::<Seeded>(&cx);
-        persistence.ready().await;
+        let Session { cx, persistence, dispatch } =
+            loaded::<Seeded>(PersistOptions::new(&database)).await;
         // First run: the default item is saved, then edited.
         dispatch.reduce_mut(|s| {
             s.files.update("welcome", |f| f.content = "edited".into());
@@ -25,10 +23,8 @@ async fn hydration_never_overwrites_saved_data_with_defaults() {
         yewdux_persist::shutdown(&cx);
     }
     {
-        let cx = Context::new();
-        let persistence = start(&cx, PersistOptions::new(&database));
-        let dispatch = open::<Seeded>(&cx);
-        persistence.ready().await;
+        let Session { cx, persistence, dispatch } =
+            loaded::<Seeded>(PersistOptions::new(&database)).await;
         assert_eq!(dispatch.get().files.get("welcome").unwrap().content, "edited");
         persistence.flush().await.expect("flush");
         let saved = stored(&database, "seeded").await;
@@ -38,10 +34,8 @@ async fn hydration_never_overwrites_saved_data_with_defaults() {
         persistence.flush().await.expect("flush");
         yewdux_persist::shutdown(&cx);
     }
-    let cx = Context::new();
-    let persistence = start(&cx, PersistOptions::new(&database));
-    let dispatch = open::<Seeded>(&cx);
-    persistence.ready().await;
+    let Session { cx: _cx, persistence: _persistence, dispatch } =
+        loaded::<Seeded>(PersistOptions::new(&database)).await;
     assert!(dispatch.get().files.is_empty(), "deleted defaults stay deleted");
 }
 
@@ -49,10 +43,8 @@ async fn hydration_never_overwrites_saved_data_with_defaults() {
 async fn unreadable_saved_items_are_reported_and_kept() {
     let database = unique("unreadable");
     {
-        let cx = Context::new();
-        let persistence = start(&cx, PersistOptions::new(&database));
-        open::<Workspace>(&cx);
-        persistence.ready().await;
+        let Session { cx, persistence, .. } =
+            loaded::<Workspace>(PersistOptions::new(&database)).await;
         // A record of another shape (e.g. written by an older app version).
         persistence
             .enqueue("files", "old.rs", yewdux_persist::engine::Change::put(r#"{"title":1}"#))
@@ -67,10 +59,8 @@ async fn unreadable_saved_items_are_reported_and_kept() {
         persistence.flush().await.expect("flush");
         yewdux_persist::shutdown(&cx);
     }
-    let cx = Context::new();
-    let persistence = start(&cx, PersistOptions::new(&database));
-    let dispatch = open::<Workspace>(&cx);
-    persistence.ready().await;
+    let Session { cx: _cx, persistence, dispatch } =
+        loaded::<Workspace>(PersistOptions::new(&database)).await;
     assert_eq!(dispatch.get().files.ids().collect::<Vec<_>>(), ["ok.rs"]);
     let errors = persistence.status().item_errors;
     assert_eq!(errors.len(), 1, "{errors:?}");

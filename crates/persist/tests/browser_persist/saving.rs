@@ -13,10 +13,8 @@ use crate::support::*;
 async fn puts_and_deletes_round_trip_and_come_back_after_reopening() {
     let database = unique("round-trip");
     {
-        let cx = Context::new();
-        let persistence = start(&cx, PersistOptions::new(&database));
-        let dispatch = open::<Workspace>(&cx);
-        persistence.ready().await;
+        let Session { cx, persistence, dispatch } =
+            loaded::<Workspace>(PersistOptions::new(&database)).await;
         dispatch.reduce_mut(|w| {
             w.files.insert("a.rs", file("a.rs", "fn a() {}"));
             w.files.insert("b.rs", file("b.rs", "fn b() {}"));
@@ -56,10 +54,8 @@ async fn puts_and_deletes_round_trip_and_come_back_after_reopening() {
 
 #[wasm_bindgen_test]
 async fn each_batch_is_one_transaction() {
-    let cx = Context::new();
-    let persistence = start(&cx, PersistOptions::new(unique("batches")));
-    let dispatch = open::<Workspace>(&cx);
-    persistence.ready().await;
+    let Session { cx: _cx, persistence, dispatch } =
+        loaded::<Workspace>(PersistOptions::new(unique("batches"))).await;
     let before = persistence.storage_stats();
     dispatch.reduce_mut(|w| {
         for i in 0..25 {
@@ -75,10 +71,8 @@ async fn each_batch_is_one_transaction() {
 #[wasm_bindgen_test]
 async fn a_hundred_updates_of_one_key_in_the_debounce_window_make_one_write() {
     let database = unique("debounce");
-    let cx = Context::new();
-    let persistence = start(&cx, PersistOptions::new(&database));
-    let dispatch = open::<Workspace>(&cx);
-    persistence.ready().await;
+    let Session { cx: _cx, persistence, dispatch } =
+        loaded::<Workspace>(PersistOptions::new(&database)).await;
     let before = persistence.storage_stats();
     for i in 0..100 {
         dispatch.reduce_mut(|w| {

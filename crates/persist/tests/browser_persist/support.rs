@@ -95,6 +95,22 @@ pub(crate) fn open<S: Persist>(cx: &Context) -> Dispatch<S> {
     dispatch
 }
 
+/// A fresh context, a runtime started on it with `options`, and store `S`, loaded.
+pub(crate) struct Session<S: Persist> {
+    pub(crate) cx: Context,
+    pub(crate) persistence: Persistence,
+    pub(crate) dispatch: Dispatch<S>,
+}
+
+/// Starts a [`Session`] and waits until its store has loaded its saved data.
+pub(crate) async fn loaded<S: Persist>(options: PersistOptions) -> Session<S> {
+    let cx = Context::new();
+    let persistence = start(&cx, options);
+    let dispatch = open::<S>(&cx);
+    persistence.ready().await;
+    Session { cx, persistence, dispatch }
+}
+
 pub(crate) async fn sleep_ms(ms: u32) {
     gloo_timers::future::TimeoutFuture::new(ms).await;
 }
