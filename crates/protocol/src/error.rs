@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorCode {
     /// The body is not valid JSON or not of the expected shape (400).
     MalformedJson,
-    /// A required field is missing, e.g. the seed API's `value` (400).
+    /// A required field is missing, e.g. the CodeForge storage API's `value` (400).
     MissingField,
     /// A value is outside what the protocol accepts: bad key, too many ops... (400).
     InvalidInput,
@@ -62,10 +62,10 @@ impl ErrorCode {
 }
 
 /// The JSON body of every error answer: `{"error": "<message>", "code": "<code>"}`. The `error`
-/// field keeps the seed API's shape, so old clients read it unchanged.
+/// field keeps the CodeForge storage API's shape, so old clients read it unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// Human-readable message (the seed's messages where the seed API had one).
+    /// Human-readable message (CodeForge's messages where its API had one).
     pub error: String,
     /// Stable machine-readable code.
     pub code: ErrorCode,

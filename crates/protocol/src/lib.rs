@@ -34,7 +34,8 @@ mod record;
 pub use error::{ErrorBody, ErrorCode};
 pub use hlc::Hlc;
 pub use key::{
-    seed_key, split_seed_key, validate_item_key, KeyError, MAX_COLLECTION_LEN, MAX_ID_LEN,
+    flat_key, split_flat_key, validate_collection_name, validate_item_key, KeyError,
+    MAX_COLLECTION_LEN, MAX_ID_LEN, RESERVED_PREFIX,
 };
 pub use messages::{
     DevConfig, EventMessage, ExportResponse, HealthResponse, ImportItem, ImportRequest,

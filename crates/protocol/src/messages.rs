@@ -208,7 +208,7 @@ pub struct EventMessage {
     pub revision: Revision,
 }
 
-/// `GET /health`: cheap liveness and readiness. The seed's fields (`status`, `timestamp`) come
+/// `GET /health`: cheap liveness and readiness. CodeForge's fields (`status`, `timestamp`) come
 /// first; the rest are additions old clients ignore.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthResponse {
@@ -224,7 +224,7 @@ pub struct HealthResponse {
     pub database: String,
 }
 
-/// `GET /v1/stats` (and the seed's `GET /api/storage/stats`, which has the same first fields).
+/// `GET /v1/stats` (and CodeForge's `GET /api/storage/stats`, which has the same first fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsResponse {
     /// Live (non-deleted) items.

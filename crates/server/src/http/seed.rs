@@ -11,7 +11,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use persist_protocol::{seed_key, split_seed_key, validate_item_key, ErrorCode};
+use persist_protocol::{flat_key, split_flat_key, validate_item_key, ErrorCode};
 use serde_json::{json, Map, Value};
 
 use super::json::{parse, BodyBytes};
@@ -65,7 +65,7 @@ pub(super) async fn dispatch(
     let response = match &route {
         SeedRoute::Keys => {
             let mut keys: Vec<String> =
-                storage.keys(&user).await?.iter().map(|(c, i)| seed_key(c, i)).collect();
+                storage.keys(&user).await?.iter().map(|(c, i)| flat_key(c, i)).collect();
             keys.sort();
             Json(json!({ "keys": keys })).into_response()
         }
@@ -74,7 +74,7 @@ pub(super) async fn dispatch(
             let flat: Map<String, Value> = export
                 .records
                 .into_iter()
-                .map(|record| (seed_key(&record.collection, &record.id), record.value))
+                .map(|record| (flat_key(&record.collection, &record.id), record.value))
                 .collect();
             Json(Value::Object(flat)).into_response()
         }
@@ -84,7 +84,7 @@ pub(super) async fn dispatch(
             };
             let mut rows = Vec::with_capacity(items.len());
             for (key, value) in items {
-                let (collection, id) = split_seed_key(&key);
+                let (collection, id) = split_flat_key(&key);
                 rows.push(upsert_row(
                     collection.to_owned(),
                     id.to_owned(),
@@ -105,7 +105,7 @@ pub(super) async fn dispatch(
             success()
         }
         SeedRoute::Get(key) => {
-            let (collection, id) = split_seed_key(key);
+            let (collection, id) = split_flat_key(key);
             match storage.get(&user, collection, id).await? {
                 Some(record) if !record.deleted => {
                     Json(json!({ "value": record.value })).into_response()
@@ -114,7 +114,7 @@ pub(super) async fn dispatch(
             }
         }
         SeedRoute::Put(key) => {
-            let (collection, id) = split_seed_key(key);
+            let (collection, id) = split_flat_key(key);
             let value = match read_body()? {
                 Value::Object(mut fields) => fields.remove("value"),
                 _ => None,
@@ -130,7 +130,7 @@ pub(super) async fn dispatch(
             success()
         }
         SeedRoute::Delete(key) => {
-            let (collection, id) = split_seed_key(key);
+            let (collection, id) = split_flat_key(key);
             let mutation = Mutation::Delete { collection: collection.into(), id: id.into() };
             match storage.write(&user, mutation).await?.applied {
                 Applied::Delete(true) => success(),
@@ -164,7 +164,7 @@ fn resolve(method: &Method, raw: &str) -> Result<SeedRoute, ApiError> {
         .decode_utf8()
         .map_err(|_| ApiError::invalid("the key is not valid UTF-8"))?
         .into_owned();
-    let (collection, id) = split_seed_key(&key);
+    let (collection, id) = split_flat_key(&key);
     if let Err(error) = validate_item_key(collection, id) {
         if *method == Method::GET || *method == Method::DELETE {
             // Nothing can be stored under an invalid key.
