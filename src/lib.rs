@@ -18,7 +18,7 @@
 use std::fmt;
 
 use yew::prelude::*;
-use yewdux_persist::{PersistOptions, SliceConfig};
+use yewdux_persist::{PersistOptions, CollectionConfig};
 
 mod actions;
 mod components;
@@ -37,7 +37,7 @@ pub const DATABASE: &str = "workspace-editor";
 ///   autosave setting), 2 s max wait, batches of 10.
 /// - `settings`: kept on this device only, never synced to a server.
 pub fn persist_options(database: &str) -> PersistOptions {
-    PersistOptions::new(database).slice("settings", SliceConfig::default().local_only())
+    PersistOptions::new(database).slice("settings", CollectionConfig::default().local_only())
 }
 
 /// Props of [`App`].

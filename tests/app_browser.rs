@@ -405,12 +405,12 @@ async fn an_invalid_autosave_debounce_is_refused_with_the_error_and_a_valid_one_
     let alert = app.root.query_selector("[role=alert]").unwrap().expect("an error").text_content();
     assert!(alert.unwrap_or_default().contains("max_wait"), "the crate's reason is shown");
     assert_eq!(input.get_attribute("aria-invalid").as_deref(), Some("true"));
-    assert_eq!(persistence.slice_config("files").debounce, Duration::from_millis(300));
+    assert_eq!(persistence.collection_config("files").debounce, Duration::from_millis(300));
 
     type_into(&input, "120").await;
     assert!(wait_until(1_000, || app.root.query_selector("[role=alert]").unwrap().is_none()).await);
     for slice in ["files", "models", "components"] {
-        assert_eq!(persistence.slice_config(slice).debounce, Duration::from_millis(120), "{slice}");
+        assert_eq!(persistence.collection_config(slice).debounce, Duration::from_millis(120), "{slice}");
     }
     let settings = wait_for_stored(&database, "settings", |r| {
         record(r, "value").is_some_and(|s| s["autosaveDebounceMs"] == 120)
@@ -423,7 +423,7 @@ async fn an_invalid_autosave_debounce_is_refused_with_the_error_and_a_valid_one_
     let app = mount_ready(&database).await;
     let persistence = yewdux_persist::try_persistence(&app.cx).unwrap();
     assert!(
-        wait_until(1_000, || persistence.slice_config("files").debounce
+        wait_until(1_000, || persistence.collection_config("files").debounce
             == Duration::from_millis(120))
         .await
     );

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use yew::prelude::*;
 use yewdux::prelude::*;
-use yewdux_persist::{ConfigError, Persistence, SliceConfigPatch};
+use yewdux_persist::{ConfigError, Persistence, CollectionConfigPatch};
 
 use crate::dom::value_of;
 use crate::store::{Settings, Theme, FONT_SIZES};
@@ -17,7 +17,7 @@ pub(crate) fn apply_autosave_debounce(
     persistence: &Persistence,
     debounce_ms: u32,
 ) -> Result<(), ConfigError> {
-    let patch = SliceConfigPatch {
+    let patch = CollectionConfigPatch {
         debounce: Some(Duration::from_millis(debounce_ms.into())),
         ..Default::default()
     };

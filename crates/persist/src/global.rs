@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::config::SliceConfigPatch;
+use crate::config::CollectionConfigPatch;
 use crate::error::Error;
 use crate::listener::try_persistence;
 use crate::metrics::MetricsSnapshot;
@@ -29,7 +29,7 @@ pub fn flush_persistence() -> impl Future<Output = Result<(), Error>> + 'static 
 /// # Errors
 /// - [`Error::NotStarted`] without a runtime in the global context; [`Error::Config`] for an
 ///   invalid patch (nothing changes).
-pub fn configure_persistence(slice: &str, patch: SliceConfigPatch) -> Result<(), Error> {
+pub fn configure_persistence(slice: &str, patch: CollectionConfigPatch) -> Result<(), Error> {
     Ok(global()?.configure(slice, patch)?)
 }
 

@@ -97,8 +97,8 @@ mod runtime;
 mod time;
 
 pub use config::{
-    AutoSyncConfig, AutoSyncConfigPatch, ConfigError, PersistConfig, RetryPolicy, SliceConfig,
-    SliceConfigPatch,
+    AutoSyncConfig, AutoSyncConfigPatch, ConfigError, PersistConfig, RetryPolicy, CollectionConfig,
+    CollectionConfigPatch,
 };
 pub use metrics::{MetricsSnapshot, OperationKind, OperationRecord, HISTORY_LEN};
 pub use observe::{Subscribers, Subscription};

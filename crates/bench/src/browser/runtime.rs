@@ -43,7 +43,7 @@ pub async fn run(unbatched: Option<&Bench>) -> Bench {
 
     let total = flushed - started;
     let dispatch_ms = dispatched - started;
-    let config = persistence.slice_config(crate::COLLECTION);
+    let config = persistence.collection_config(crate::COLLECTION);
     let mut bench =
         Bench::new("runtime/dispatch_then_flush", CHANGES as f64 / total * 1e3, "changes/s")
             .param("changes", CHANGES as u64)

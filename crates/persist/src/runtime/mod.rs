@@ -15,7 +15,7 @@ use std::sync::Arc;
 use futures::channel::oneshot;
 use gloo_timers::callback::Timeout;
 
-use crate::config::{AutoSyncConfigPatch, ConfigError, SliceConfig, SliceConfigPatch};
+use crate::config::{AutoSyncConfigPatch, ConfigError, CollectionConfig, CollectionConfigPatch};
 use crate::engine::{
     Action, AutoSyncStatus, Change, Engine, FlushError, FlushId, ItemKey, SyncError, WriteBatch,
     WriteError,
@@ -218,8 +218,8 @@ impl Persistence {
 
     /// Changes one slice's configuration at runtime (like the seed's `configurePersistence`).
     /// Nothing changes when the patch is invalid.
-    pub fn configure(&self, slice: &str, patch: SliceConfigPatch) -> Result<(), ConfigError> {
-        let result = self.inner.engine.borrow_mut().configure_slice(clock::now(), slice, &patch);
+    pub fn configure(&self, slice: &str, patch: CollectionConfigPatch) -> Result<(), ConfigError> {
+        let result = self.inner.engine.borrow_mut().configure_collection(clock::now(), slice, &patch);
         self.inner.drive();
         result
     }
@@ -229,18 +229,18 @@ impl Persistence {
     pub fn configure_many(
         &self,
         slices: &[&str],
-        patch: SliceConfigPatch,
+        patch: CollectionConfigPatch,
     ) -> Result<(), ConfigError> {
         {
             let engine = self.inner.engine.borrow();
             for slice in slices {
-                patch.apply(engine.slice_config(slice), &format!("slice {slice:?}"))?;
+                patch.apply(engine.collection_config(slice), &format!("slice {slice:?}"))?;
             }
         }
         let now = clock::now();
         let mut engine = self.inner.engine.borrow_mut();
         for slice in slices {
-            engine.configure_slice(now, slice, &patch)?;
+            engine.configure_collection(now, slice, &patch)?;
         }
         drop(engine);
         self.inner.drive();
@@ -249,13 +249,13 @@ impl Persistence {
 
     /// Starts persisting a slice again.
     pub fn enable(&self, slice: &str) {
-        self.inner.engine.borrow_mut().enable_slice(clock::now(), slice);
+        self.inner.engine.borrow_mut().enable_collection(clock::now(), slice);
         self.inner.drive();
     }
 
     /// Stops persisting new changes of a slice (changes already queued are still written).
     pub fn disable(&self, slice: &str) {
-        self.inner.engine.borrow_mut().disable_slice(clock::now(), slice);
+        self.inner.engine.borrow_mut().disable_collection(clock::now(), slice);
         self.inner.drive();
     }
 
@@ -267,8 +267,8 @@ impl Persistence {
     }
 
     /// The configuration a slice uses now.
-    pub fn slice_config(&self, slice: &str) -> SliceConfig {
-        self.inner.engine.borrow().slice_config(slice).clone()
+    pub fn collection_config(&self, slice: &str) -> CollectionConfig {
+        self.inner.engine.borrow().collection_config(slice).clone()
     }
 
     /// Current metrics.

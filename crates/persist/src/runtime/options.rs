@@ -3,7 +3,7 @@
 use std::fmt;
 use std::rc::Rc;
 
-use crate::config::{PersistConfig, SliceConfig};
+use crate::config::{PersistConfig, CollectionConfig};
 use crate::local::{Durability, LocalStore, MigrationHook};
 
 /// Database name used when the app does not choose one.
@@ -13,11 +13,11 @@ pub const DEFAULT_DATABASE: &str = "yewdux-persist";
 ///
 /// ```
 /// use std::time::Duration;
-/// use yewdux_persist::{PersistOptions, SliceConfig};
+/// use yewdux_persist::{PersistOptions, CollectionConfig};
 ///
 /// let options = PersistOptions::new("my-app")
-///     .slice("files", SliceConfig { debounce: Duration::from_millis(500), ..SliceConfig::default() })
-///     .slice("settings", SliceConfig { sync_to_remote: false, ..SliceConfig::default() });
+///     .slice("files", CollectionConfig { debounce: Duration::from_millis(500), ..CollectionConfig::default() })
+///     .slice("settings", CollectionConfig { sync_to_remote: false, ..CollectionConfig::default() });
 /// ```
 #[derive(Clone)]
 pub struct PersistOptions {
@@ -102,14 +102,14 @@ impl PersistOptions {
     }
 
     /// Sets one slice's (collection's) configuration.
-    pub fn slice(mut self, name: impl Into<String>, slice: SliceConfig) -> Self {
-        self.config.slices.insert(name.into(), slice);
+    pub fn slice(mut self, name: impl Into<String>, slice: CollectionConfig) -> Self {
+        self.config.collections.insert(name.into(), slice);
         self
     }
 
     /// Sets the configuration of collections without their own [`slice`](Self::slice).
-    pub fn default_slice(mut self, slice: SliceConfig) -> Self {
-        self.config.default_slice = slice;
+    pub fn default_collection(mut self, slice: CollectionConfig) -> Self {
+        self.config.default_collection = slice;
         self
     }
 

@@ -123,7 +123,7 @@ async fn configure_after_start_is_refused_and_slices_can_be_disabled() {
     });
     persistence.flush().await.expect("flush");
     assert_eq!(store.snapshot("files").keys().collect::<Vec<_>>(), ["saved"]);
-    let patch = yewdux_persist::SliceConfigPatch { batch_size: Some(0), ..Default::default() };
+    let patch = yewdux_persist::CollectionConfigPatch { batch_size: Some(0), ..Default::default() };
     assert!(persistence.configure("files", patch).is_err(), "batch size 0 is refused");
 }
 
@@ -149,7 +149,7 @@ async fn the_seed_global_functions_drive_the_global_runtime() {
     assert_eq!(store.snapshot("files").len(), 1, "flushed despite the 10 s debounce");
     assert!(store.snapshot("settings").is_empty());
     yewdux_persist::enable_persistence("settings").unwrap();
-    let patch = yewdux_persist::SliceConfigPatch { batch_size: Some(0), ..Default::default() };
+    let patch = yewdux_persist::CollectionConfigPatch { batch_size: Some(0), ..Default::default() };
     assert!(yewdux_persist::configure_persistence("files", patch).is_err());
     assert_eq!(yewdux_persist::get_sync_metrics().unwrap().successful_ops, 1);
     yewdux_persist::reset_sync_metrics();

@@ -8,7 +8,7 @@ use wasm_bindgen::JsValue;
 use yewdux::{Context, Dispatch};
 use yewdux_persist::local::{LocalStore, MemoryStore, StorageKind, StoreError};
 use yewdux_persist::{
-    Collection, Parts, Persist, PersistOptions, Persistence, RetryPolicy, SliceConfig,
+    Collection, Parts, Persist, PersistOptions, Persistence, RetryPolicy, CollectionConfig,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,10 +257,10 @@ pub(crate) fn set_visibility(state: Option<&str>) {
 }
 
 pub(crate) fn slow_debounce(database: String) -> PersistOptions {
-    PersistOptions::new(database).default_slice(SliceConfig {
+    PersistOptions::new(database).default_collection(CollectionConfig {
         debounce: Duration::from_secs(10),
         max_wait: Duration::from_secs(20),
-        ..SliceConfig::default()
+        ..CollectionConfig::default()
     })
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use wasm_bindgen_test::*;
 use yewdux::Context;
-use yewdux_persist::{PersistOptions, SliceConfig};
+use yewdux_persist::{PersistOptions, CollectionConfig};
 
 use crate::support::*;
 
@@ -60,10 +60,10 @@ async fn two_contexts_see_each_others_changes_through_broadcast_channel() {
 async fn concurrent_edits_in_two_tabs_converge_on_what_the_database_holds() {
     let database = unique("concurrent");
     let fast = |database: &str| {
-        PersistOptions::new(database).default_slice(SliceConfig {
+        PersistOptions::new(database).default_collection(CollectionConfig {
             debounce: Duration::from_millis(5),
             max_wait: Duration::from_millis(20),
-            ..SliceConfig::default()
+            ..CollectionConfig::default()
         })
     };
     let (cx_a, cx_b) = (Context::new(), Context::new());

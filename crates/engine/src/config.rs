@@ -1,11 +1,11 @@
-//! Configuration: per-slice write behaviour, auto-sync and retry policies.
+//! Configuration: per-collection write behaviour, auto-sync and retry policies.
 //!
-//! A *slice* is a collection name (`"files"`, `"models"`, ...). Collections without their own
-//! entry use [`PersistConfig::default_slice`]. Defaults are the seed's: 300 ms debounce, batches
-//! of 10, auto-sync every 30 s with a forced sync at 50 pending changes.
+//! Each collection (`"files"`, `"models"`, ...) has a [`CollectionConfig`]; collections without
+//! their own entry use [`PersistConfig::default_collection`]. Defaults are CodeForge's: 300 ms
+//! debounce, batches of 10, auto-sync every 30 s with a forced sync at 50 pending changes.
 //!
-//! Durations are written in milliseconds in serialised form (`"debounce_ms": 300`), like the
-//! seed's `debounceMs`. Every type checks itself with `validate`, and the engine refuses invalid
+//! Durations are written in milliseconds in serialised form (`"debounce_ms": 300`), like
+//! CodeForge's `debounceMs`. Every type checks itself with `validate`, and the engine refuses invalid
 //! values with a [`ConfigError`] instead of panicking.
 
 use std::collections::BTreeMap;
@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 /// Why a configuration was rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
-    /// A slice's batch size is zero.
+    /// A collection's batch size is zero.
     #[error("{scope}: batch_size must be at least 1")]
     ZeroBatchSize {
-        /// Which configuration (`slice "files"`, `default slice`).
+        /// Which configuration (`collection "files"`, `default collection`).
         scope: String,
     },
-    /// A slice's max wait is shorter than its debounce, so the debounce could never run out.
+    /// A collection's max wait is shorter than its debounce, so the debounce could never run out.
     #[error("{scope}: max_wait ({max_wait:?}) must not be shorter than debounce ({debounce:?})")]
     MaxWaitBelowDebounce {
         /// Which configuration.
@@ -74,14 +74,14 @@ pub enum ConfigError {
     ZeroMaxPending,
 }
 
-/// How one slice (collection) is persisted.
+/// How one collection is persisted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct SliceConfig {
-    /// Whether changes of this slice are persisted at all. Disabling a slice ignores its new
+pub struct CollectionConfig {
+    /// Whether changes of this collection are persisted at all. Disabling a collection ignores its new
     /// changes; changes already queued are still written.
     pub enabled: bool,
-    /// Whether this slice's written changes count towards the remote sync.
+    /// Whether this collection's written changes count towards the remote sync.
     pub sync_to_remote: bool,
     /// Quiet time after a key's last change before it is written.
     #[serde(rename = "debounce_ms", with = "crate::time::serde_millis")]
@@ -93,9 +93,9 @@ pub struct SliceConfig {
     pub batch_size: usize,
 }
 
-impl Default for SliceConfig {
+impl Default for CollectionConfig {
     fn default() -> Self {
-        SliceConfig {
+        CollectionConfig {
             enabled: true,
             sync_to_remote: true,
             debounce: Duration::from_millis(300),
@@ -105,7 +105,7 @@ impl Default for SliceConfig {
     }
 }
 
-impl SliceConfig {
+impl CollectionConfig {
     /// This config with another debounce.
     pub fn with_debounce(mut self, debounce: Duration) -> Self {
         self.debounce = debounce;
@@ -136,7 +136,7 @@ impl SliceConfig {
         self
     }
 
-    /// Checks the values; `scope` names the slice in the error.
+    /// Checks the values; `scope` names the collection in the error.
     ///
     /// # Errors
     /// - [`ConfigError::ZeroBatchSize`] if `batch_size` is 0.
@@ -156,31 +156,35 @@ impl SliceConfig {
     }
 }
 
-/// A partial update of a [`SliceConfig`]: `None` fields are left as they are.
+/// A partial update of a [`CollectionConfig`]: `None` fields are left as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct SliceConfigPatch {
-    /// New [`SliceConfig::enabled`].
+pub struct CollectionConfigPatch {
+    /// New [`CollectionConfig::enabled`].
     pub enabled: Option<bool>,
-    /// New [`SliceConfig::sync_to_remote`].
+    /// New [`CollectionConfig::sync_to_remote`].
     pub sync_to_remote: Option<bool>,
-    /// New [`SliceConfig::debounce`].
+    /// New [`CollectionConfig::debounce`].
     #[serde(rename = "debounce_ms", with = "crate::time::serde_option_millis")]
     pub debounce: Option<Duration>,
-    /// New [`SliceConfig::max_wait`].
+    /// New [`CollectionConfig::max_wait`].
     #[serde(rename = "max_wait_ms", with = "crate::time::serde_option_millis")]
     pub max_wait: Option<Duration>,
-    /// New [`SliceConfig::batch_size`].
+    /// New [`CollectionConfig::batch_size`].
     pub batch_size: Option<usize>,
 }
 
-impl SliceConfigPatch {
+impl CollectionConfigPatch {
     /// `base` with this patch applied, validated.
     ///
     /// # Errors
-    /// The errors of [`SliceConfig::validate`] for the patched config.
-    pub fn apply(&self, base: &SliceConfig, scope: &str) -> Result<SliceConfig, ConfigError> {
-        let patched = SliceConfig {
+    /// The errors of [`CollectionConfig::validate`] for the patched config.
+    pub fn apply(
+        &self,
+        base: &CollectionConfig,
+        scope: &str,
+    ) -> Result<CollectionConfig, ConfigError> {
+        let patched = CollectionConfig {
             enabled: self.enabled.unwrap_or(base.enabled),
             sync_to_remote: self.sync_to_remote.unwrap_or(base.sync_to_remote),
             debounce: self.debounce.unwrap_or(base.debounce),
@@ -352,10 +356,12 @@ impl RetryPolicy {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PersistConfig {
-    /// Config of collections without their own entry in `slices`.
-    pub default_slice: SliceConfig,
+    /// Config of collections without their own entry in `collections`.
+    #[serde(alias = "default_slice")]
+    pub default_collection: CollectionConfig,
     /// Config per collection name.
-    pub slices: BTreeMap<String, SliceConfig>,
+    #[serde(alias = "slices")]
+    pub collections: BTreeMap<String, CollectionConfig>,
     /// When to sync with the server.
     pub auto_sync: AutoSyncConfig,
     /// Backoff of failed local writes.
@@ -365,20 +371,24 @@ pub struct PersistConfig {
 }
 
 impl PersistConfig {
-    /// The config of `collection`: its own entry, or the default slice.
-    pub fn slice(&self, collection: &str) -> &SliceConfig {
-        self.slices.get(collection).unwrap_or(&self.default_slice)
+    /// The config of `collection`: its own entry, or the default collection config.
+    pub fn collection(&self, name: &str) -> &CollectionConfig {
+        self.collections.get(name).unwrap_or(&self.default_collection)
     }
 
     /// This config with `collection` configured as `config`.
-    pub fn with_slice(mut self, collection: impl Into<String>, config: SliceConfig) -> Self {
-        self.slices.insert(collection.into(), config);
+    pub fn with_collection(
+        mut self,
+        collection: impl Into<String>,
+        config: CollectionConfig,
+    ) -> Self {
+        self.collections.insert(collection.into(), config);
         self
     }
 
-    /// This config with another default slice config.
-    pub fn with_default_slice(mut self, config: SliceConfig) -> Self {
-        self.default_slice = config;
+    /// This config with another default collection config.
+    pub fn with_default_collection(mut self, config: CollectionConfig) -> Self {
+        self.default_collection = config;
         self
     }
 
@@ -403,12 +413,12 @@ impl PersistConfig {
     /// Checks every part.
     ///
     /// # Errors
-    /// The first error of [`SliceConfig::validate`] (default slice, then each slice),
+    /// The first error of [`CollectionConfig::validate`] (default collection, then each collection),
     /// [`AutoSyncConfig::validate`] or [`RetryPolicy::validate`] (`write_retry`, `sync_retry`).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.default_slice.validate("default slice")?;
-        for (name, slice) in &self.slices {
-            slice.validate(&format!("slice {name:?}"))?;
+        self.default_collection.validate("default collection")?;
+        for (name, collection) in &self.collections {
+            collection.validate(&format!("collection {name:?}"))?;
         }
         self.auto_sync.validate()?;
         self.write_retry.validate("write_retry")?;

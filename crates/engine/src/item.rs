@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// The key of one persisted item: its collection (the slice) and its id in it.
+/// The key of one persisted item: its collection and its id in it.
 ///
-/// Cheap to clone (shared strings). Ordered by collection, then id; displayed as
-/// `collection:id`, the seed's flat key.
+/// Cheap to clone (shared strings). Ordered by collection, then id; displayed as its CodeForge
+/// flat key, `collection:id` ([`persist_protocol::flat_key`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ItemKey {
-    /// The collection (slice) name, e.g. `"files"`.
+    /// The collection name, e.g. `"files"`.
     pub collection: Arc<str>,
     /// The item's id inside its collection.
     pub id: Arc<str>,
@@ -26,7 +26,7 @@ impl ItemKey {
 
 impl fmt::Display for ItemKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.collection, self.id)
+        f.write_str(&persist_protocol::flat_key(&self.collection, &self.id))
     }
 }
 
@@ -106,11 +106,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_display_like_the_seed_and_order_by_collection_first() {
+    fn keys_display_as_the_protocols_flat_key_and_order_by_collection_first() {
         let a = ItemKey::new("files", "z");
         let b = ItemKey::new("models", "a");
         assert_eq!(a.to_string(), "files:z");
         assert!(a < b);
+        // The empty collection (CodeForge keys without a colon) is the bare id, as on the server.
+        assert_eq!(ItemKey::new("", "plain").to_string(), "plain");
     }
 
     #[test]

@@ -1,12 +1,9 @@
 //! Rule 4: failed writes are retried with backoff, isolated or parked; never dropped, never
 //! written over a newer change.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod engine_support;
-
-use engine_support::*;
-use yewdux_persist::engine::{Change, EnqueueOutcome, FailedKey, WriteError, WriteErrorKind};
-use yewdux_persist::RetryPolicy;
+use crate::support::*;
+use persist_engine::RetryPolicy;
+use persist_engine::{Change, EnqueueOutcome, FailedKey, WriteError, WriteErrorKind};
 
 #[test]
 fn transient_failures_retry_with_exponential_backoff() {

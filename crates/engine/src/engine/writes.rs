@@ -1,7 +1,7 @@
 //! The local-write half of the engine: emitting batches and handling their results.
 
-use super::action::{Action, BatchId, QueuedOp, WriteBatch, WriteError, WriteErrorKind};
 use super::{Engine, InFlightBatch};
+use crate::action::{Action, BatchId, WriteBatch, WriteError, WriteErrorKind};
 use crate::metrics::OperationKind;
 use crate::time::Time;
 
@@ -21,20 +21,11 @@ impl Engine {
         };
         let id = BatchId(self.next_batch);
         self.next_batch += 1;
-        let sync_to_remote = self.config.slice(&collection).sync_to_remote;
+        let sync_to_remote = self.config.collection(&collection).sync_to_remote;
         let batch = WriteBatch {
             id,
             collection,
-            ops: ops
-                .iter()
-                .map(|op| QueuedOp {
-                    key: op.key.clone(),
-                    change: op.change.clone(),
-                    serial: op.serial,
-                    sync_to_remote,
-                    attempt: op.attempt,
-                })
-                .collect(),
+            ops: ops.iter().map(|op| self.queued_op(op, sync_to_remote)).collect(),
         };
         self.in_flight = Some(InFlightBatch {
             id,
@@ -101,7 +92,7 @@ impl Engine {
         true
     }
 
-    fn requeue_failed(&mut self, now: Time, ops: Vec<super::PendingOp>, error: &WriteError) {
+    fn requeue_failed(&mut self, now: Time, ops: Vec<crate::queue::PendingOp>, error: &WriteError) {
         let isolate = error.kind == WriteErrorKind::Permanent && ops.len() > 1;
         for mut op in ops {
             op.attempt = op.attempt.saturating_add(1);

@@ -3,16 +3,17 @@
 //!
 //! Every write is checked against the engine's contract as it happens: one batch in flight,
 //! one collection per batch, at most `batch_size` ops, a key's writes in increasing serial order.
-#![allow(dead_code)] // each test file uses a part of it
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use yewdux_persist::engine::{
-    Action, BatchId, Change, Engine, EnqueueOutcome, FlushError, FlushId, ItemKey, SyncError,
-    SyncId, SyncReason, SyncSummary, WriteBatch, WriteError,
+use persist_protocol::Hlc;
+
+use persist_engine::{
+    Action, Change, Engine, EnqueueOutcome, FlushError, FlushId, ItemKey, SyncError, SyncId,
+    SyncReason, SyncSummary, WriteBatch, WriteError,
 };
-use yewdux_persist::{PersistConfig, Time};
+use persist_engine::{PersistConfig, Time};
 
 /// Shorthand for a time in milliseconds.
 pub(crate) fn ms(millis: u64) -> Time {
@@ -33,6 +34,7 @@ pub(crate) fn key(collection: &str, id: &str) -> ItemKey {
 pub(crate) struct Stored {
     pub(crate) value: Option<String>,
     pub(crate) serial: u64,
+    pub(crate) hlc: Hlc,
 }
 
 /// One write batch the engine emitted.
@@ -228,8 +230,10 @@ impl Driver {
                             op.serial,
                             old.serial
                         );
+                        assert!(old.hlc < op.hlc, "{}: stamp {} after {}", op.key, op.hlc, old.hlc);
                     }
-                    self.store.insert(op.key.clone(), Stored { value, serial: op.serial });
+                    let stored = Stored { value, serial: op.serial, hlc: op.hlc.clone() };
+                    self.store.insert(op.key.clone(), stored);
                 }
                 Ok(())
             }
@@ -247,12 +251,17 @@ impl Driver {
             match action {
                 Action::Write(batch) => {
                     assert!(self.pending_write.is_none(), "two write batches in flight");
-                    let limit = self.engine.slice_config(&batch.collection).batch_size;
+                    let limit = self.engine.collection_config(&batch.collection).batch_size;
                     assert!(!batch.ops.is_empty() && batch.ops.len() <= limit, "batch size");
                     assert!(
                         batch.ops.iter().all(|op| op.key.collection == batch.collection),
                         "a batch mixes collections"
                     );
+                    for op in &batch.ops {
+                        let expected = format!("{}-{}", self.engine.node(), op.serial);
+                        assert_eq!(op.op_id.as_str(), expected, "op ids follow the serial");
+                        assert_eq!(op.hlc.node, self.engine.node(), "stamped by this engine");
+                    }
                     self.writes.push(WriteLog { at: self.now, batch: batch.clone(), result: None });
                     match self.write_latency {
                         Some(latency) if latency.is_zero() => self.complete(batch),
@@ -324,10 +333,6 @@ impl Driver {
 /// Ids written by the logged batch, for comparisons.
 pub(crate) fn ids(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
-}
-
-pub(crate) fn batch_ids(log: &[WriteLog]) -> Vec<BatchId> {
-    log.iter().map(|w| w.batch.id).collect()
 }
 
 /// Default config with auto-sync off and exact (jitter-free) retry delays.

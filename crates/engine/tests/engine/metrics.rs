@@ -1,14 +1,8 @@
 //! Rule 7: metrics on the engine's virtual clock.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod engine_support;
-
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use engine_support::*;
-use yewdux_persist::engine::{Action, Change, Engine, SyncError, SyncSummary, WriteError};
-use yewdux_persist::{MetricsSnapshot, OperationKind, PersistConfig, Subscribers};
+use crate::support::*;
+use persist_engine::{Action, Change, Engine, SyncError, SyncSummary, WriteError};
+use persist_engine::{MetricsSnapshot, OperationKind, PersistConfig};
 
 #[test]
 fn durations_run_from_emitting_an_action_to_its_completion() {
@@ -124,24 +118,18 @@ fn history_keeps_the_last_hundred_operations() {
 }
 
 #[test]
-fn subscribers_get_snapshots_outside_the_engine() {
-    // How the runtime uses it: drain actions, then notify with a copy of the metrics.
-    let hub: Subscribers<MetricsSnapshot> = Subscribers::new();
-    let seen = Rc::new(RefCell::new(Vec::new()));
-    let subscription = hub.subscribe({
-        let seen = Rc::clone(&seen);
-        move |m: &MetricsSnapshot| seen.borrow_mut().push(m.queue_depth)
-    });
+fn metrics_changes_are_announced_once_per_drain_and_serialise() {
     let mut engine = Engine::new(PersistConfig::default(), 1).unwrap();
     engine.enqueue(ms(0), key("files", "a"), Change::put("1"));
+    engine.enqueue(ms(1), key("files", "b"), Change::put("2"));
+    let mut announced = Vec::new();
     while let Some(action) = engine.poll_action() {
         if action == Action::MetricsChanged {
-            hub.notify(engine.metrics());
+            announced.push(engine.metrics().queue_depth);
         }
     }
-    assert_eq!(*seen.borrow(), vec![1]);
-    drop(subscription);
-    assert!(hub.is_empty());
+    assert_eq!(announced, vec![2], "one announcement for both changes, after them");
+    assert_eq!(engine.poll_action(), None, "nothing changed since");
     let json = serde_json::to_string(engine.metrics()).unwrap();
     assert_eq!(&serde_json::from_str::<MetricsSnapshot>(&json).unwrap(), engine.metrics());
 }

@@ -5,19 +5,16 @@
 //! serial order (never an older value after a newer one), that each written op carries the
 //! change enqueued with its serial, and that every completed flush found durable what it had to.
 //! At the end, with failures switched off, everything must be written exactly as enqueued.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod engine_support;
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-use engine_support::*;
-use proptest::prelude::*;
-use yewdux_persist::engine::{SyncError, SyncReason, SyncSummary, WriteBatch, WriteError};
-use yewdux_persist::{
-    AutoSyncConfigPatch, PersistConfig, RetryPolicy, SliceConfig, SliceConfigPatch,
+use crate::support::*;
+use persist_engine::{
+    AutoSyncConfigPatch, CollectionConfig, CollectionConfigPatch, PersistConfig, RetryPolicy,
 };
+use persist_engine::{SyncError, SyncReason, SyncSummary, WriteBatch, WriteError};
+use proptest::prelude::*;
 
 const COLLECTIONS: [&str; 3] = ["files", "models", "settings"];
 
@@ -67,9 +64,9 @@ fn event() -> impl Strategy<Value = Event> {
     ]
 }
 
-fn slice() -> impl Strategy<Value = SliceConfig> {
+fn collection_config() -> impl Strategy<Value = CollectionConfig> {
     (0u64..500, 0u64..1_500, 1usize..5, any::<bool>()).prop_map(|(debounce, extra, batch, sync)| {
-        SliceConfig {
+        CollectionConfig {
             enabled: true,
             sync_to_remote: sync,
             debounce: dur(debounce),
@@ -80,11 +77,11 @@ fn slice() -> impl Strategy<Value = SliceConfig> {
 }
 
 fn config() -> impl Strategy<Value = PersistConfig> {
-    (slice(), slice(), 10u64..300, 0.0f64..0.5, any::<bool>()).prop_map(
+    (collection_config(), collection_config(), 10u64..300, 0.0f64..0.5, any::<bool>()).prop_map(
         |(files, models, initial, jitter, auto_sync)| {
             let mut config = PersistConfig::default()
-                .with_slice("files", files)
-                .with_slice("models", models)
+                .with_collection("files", files)
+                .with_collection("models", models)
                 .with_write_retry(RetryPolicy {
                     initial: dur(initial),
                     max: dur(5_000),
@@ -150,13 +147,13 @@ fn run(config: PersistConfig, seed: u64, latency: u16, events: &[Event]) -> Driv
                 d.drain();
             }
             Event::Configure(c, debounce, batch_size) => {
-                let patch = SliceConfigPatch {
+                let patch = CollectionConfigPatch {
                     debounce: Some(dur(u64::from(debounce))),
                     max_wait: Some(dur(u64::from(debounce) + 500)),
                     batch_size: Some(batch_size),
-                    ..SliceConfigPatch::default()
+                    ..CollectionConfigPatch::default()
                 };
-                d.engine.configure_slice(d.now, COLLECTIONS[c], &patch).expect("valid patch");
+                d.engine.configure_collection(d.now, COLLECTIONS[c], &patch).expect("valid patch");
                 d.drain();
             }
         }

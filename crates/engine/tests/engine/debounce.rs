@@ -1,11 +1,8 @@
-//! Rule 1: per-key debounce bounded by max wait, per slice.
-#![cfg(not(target_arch = "wasm32"))]
+//! Rule 1: per-key debounce bounded by max wait, per collection.
 
-mod engine_support;
-
-use engine_support::*;
-use yewdux_persist::engine::EnqueueOutcome;
-use yewdux_persist::{SliceConfig, SliceConfigPatch};
+use crate::support::*;
+use persist_engine::EnqueueOutcome;
+use persist_engine::{CollectionConfig, CollectionConfigPatch};
 
 #[test]
 fn each_key_waits_for_its_own_debounce() {
@@ -48,7 +45,7 @@ fn max_wait_bounds_a_key_that_keeps_changing() {
     }
     // First change at 0 + max wait 2 s: written at 2000 with the latest value (step 7, 1750).
     assert_eq!(d.writes[0].at, ms(2_000));
-    assert_eq!(d.writes[0].batch.ops[0].change, yewdux_persist::engine::Change::put("7"));
+    assert_eq!(d.writes[0].batch.ops[0].change, persist_engine::Change::put("7"));
     // The changes after it form a new pending op: first at 2000, last at 3000 → due 3300.
     d.advance_to(ms(10_000));
     assert_eq!(d.write_times(), vec![(ms(2_000), ids(&["a"])), (ms(3_300), ids(&["a"]))]);
@@ -56,9 +53,9 @@ fn max_wait_bounds_a_key_that_keeps_changing() {
 }
 
 #[test]
-fn each_slice_uses_its_own_timing_and_unknown_collections_the_default() {
-    let slow = SliceConfig::default().with_debounce(dur(1_000)).with_max_wait(dur(5_000));
-    let config = quiet_config().with_slice("settings", slow);
+fn each_collection_uses_its_own_timing_and_unknown_collections_the_default() {
+    let slow = CollectionConfig::default().with_debounce(dur(1_000)).with_max_wait(dur(5_000));
+    let config = quiet_config().with_collection("settings", slow);
     let mut d = Driver::new(config);
     d.put(&key("settings", "theme"), "dark");
     d.put(&key("files", "a"), "1");
@@ -81,10 +78,10 @@ fn reconfigured_debounce_applies_to_waiting_ops() {
     let a = key("files", "a");
     d.put(&a, "1");
     d.advance_to(ms(100));
-    // Like the seed's configurePersistence('files', {debounceMs: 500}).
-    let patch = SliceConfigPatch { debounce: Some(dur(500)), ..Default::default() };
-    d.engine.configure_slice(d.now, "files", &patch).unwrap();
-    assert_eq!(d.engine.slice_config("files").debounce, dur(500));
+    // Like CodeForge's configurePersistence('files', {debounceMs: 500}).
+    let patch = CollectionConfigPatch { debounce: Some(dur(500)), ..Default::default() };
+    d.engine.configure_collection(d.now, "files", &patch).unwrap();
+    assert_eq!(d.engine.collection_config("files").debounce, dur(500));
     assert_eq!(d.engine.poll_timeout(), Some(ms(500)));
     d.advance_to(ms(1_000));
     assert_eq!(d.write_times(), vec![(ms(500), ids(&["a"]))]);
@@ -93,24 +90,24 @@ fn reconfigured_debounce_applies_to_waiting_ops() {
 #[test]
 fn invalid_reconfiguration_changes_nothing() {
     let mut d = Driver::new(quiet_config());
-    let patch = SliceConfigPatch { debounce: Some(dur(5_000)), ..Default::default() };
-    assert!(d.engine.configure_slice(d.now, "files", &patch).is_err());
-    let patch = SliceConfigPatch { batch_size: Some(0), ..Default::default() };
-    assert!(d.engine.configure_slice(d.now, "files", &patch).is_err());
-    assert_eq!(d.engine.slice_config("files"), &SliceConfig::default());
-    assert!(!d.engine.config().slices.contains_key("files"));
+    let patch = CollectionConfigPatch { debounce: Some(dur(5_000)), ..Default::default() };
+    assert!(d.engine.configure_collection(d.now, "files", &patch).is_err());
+    let patch = CollectionConfigPatch { batch_size: Some(0), ..Default::default() };
+    assert!(d.engine.configure_collection(d.now, "files", &patch).is_err());
+    assert_eq!(d.engine.collection_config("files"), &CollectionConfig::default());
+    assert!(!d.engine.config().collections.contains_key("files"));
 }
 
 #[test]
-fn disabled_slices_ignore_new_changes_but_write_queued_ones() {
+fn disabled_collections_ignore_new_changes_but_write_queued_ones() {
     let mut d = Driver::new(quiet_config());
     let (a, b) = (key("files", "a"), key("files", "b"));
     d.put(&a, "1");
-    d.engine.disable_slice(d.now, "files");
+    d.engine.disable_collection(d.now, "files");
     assert_eq!(d.put(&b, "1"), EnqueueOutcome::Ignored);
     d.advance_to(ms(1_000));
     assert_eq!(d.write_times(), vec![(ms(300), ids(&["a"]))]);
-    d.engine.enable_slice(d.now, "files");
+    d.engine.enable_collection(d.now, "files");
     assert_eq!(d.put(&b, "1"), EnqueueOutcome::Queued);
     d.advance_to(ms(2_000));
     assert_eq!(d.write_times().last(), Some(&(ms(1_300), ids(&["b"]))));

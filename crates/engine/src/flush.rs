@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use super::action::{FailedKey, FlushError, FlushId, WriteError};
-use super::item::ItemKey;
+use crate::action::{FailedKey, FlushError, FlushId, WriteError};
+use crate::item::ItemKey;
 
 #[derive(Debug)]
 struct PendingFlush {

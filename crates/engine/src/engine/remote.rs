@@ -1,9 +1,9 @@
 //! The remote half of the engine: syncs with the server and the auto-sync status.
 
-use super::action::{SyncError, SyncId, SyncReason, SyncSummary};
-use super::sync::AutoSyncStatus;
 use super::Engine;
+use crate::action::{SyncError, SyncId, SyncReason, SyncSummary};
 use crate::metrics::OperationKind;
+use crate::sync::AutoSyncStatus;
 use crate::time::Time;
 
 impl Engine {

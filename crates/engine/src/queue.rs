@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::action::WriteError;
-use super::item::{Change, ItemKey};
+use crate::action::WriteError;
 use crate::config::PersistConfig;
+use persist_protocol::Hlc;
+
+use crate::item::{Change, ItemKey};
 use crate::time::Time;
 
 /// A change waiting to be written, or in flight.
@@ -16,6 +18,8 @@ pub(crate) struct PendingOp {
     pub(crate) change: Change,
     /// Serial of `change`.
     pub(crate) serial: u64,
+    /// When `change` was made, on the engine's hybrid logical clock.
+    pub(crate) hlc: Hlc,
     /// Queue position: the serial of the key's first change since it was last durable.
     pub(crate) position: u64,
     pub(crate) first_change: Time,
@@ -32,13 +36,14 @@ pub(crate) struct PendingOp {
 }
 
 impl PendingOp {
-    /// When the op becomes due by itself, given its slice's config; `None` if parked.
+    /// When the op becomes due by itself, given its collection's config; `None` if parked.
     pub(crate) fn due_at(&self, config: &PersistConfig) -> Option<Time> {
         if self.parked {
             return None;
         }
-        let slice = config.slice(&self.key.collection);
-        let debounced = (self.last_change + slice.debounce).min(self.first_change + slice.max_wait);
+        let timing = config.collection(&self.key.collection);
+        let debounced =
+            (self.last_change + timing.debounce).min(self.first_change + timing.max_wait);
         Some(self.not_before.map_or(debounced, |t| t.max(debounced)))
     }
 }
@@ -52,7 +57,7 @@ pub(crate) enum Enqueued {
 
 /// Waiting ops (not in flight), by key, by queue position and by due time.
 ///
-/// Each op caches its due time (it depends on the slice config: call [`WriteQueue::reindex`]
+/// Each op caches its due time (it depends on the collection config: call [`WriteQueue::reindex`]
 /// after a config change), so the next deadline is found in O(log n) and an enqueue costs
 /// O(log n) even with thousands of ops waiting.
 #[derive(Debug, Default)]
@@ -96,13 +101,14 @@ impl WriteQueue {
         now: Time,
         key: ItemKey,
         change: Change,
-        serial: u64,
+        (serial, hlc): (u64, Hlc),
         config: &PersistConfig,
     ) -> Enqueued {
         if self.ops.contains_key(&key) {
             self.update(&key, config, |op| {
                 op.change = change;
                 op.serial = serial;
+                op.hlc = hlc;
                 op.last_change = now;
                 if op.parked {
                     op.parked = false;
@@ -119,6 +125,7 @@ impl WriteQueue {
                 key,
                 change,
                 serial,
+                hlc,
                 position: serial,
                 first_change: now,
                 last_change: now,
@@ -161,7 +168,7 @@ impl WriteQueue {
         false
     }
 
-    /// Recomputes every due time, after a slice config changed.
+    /// Recomputes every due time, after a collection config changed.
     pub(crate) fn reindex(&mut self, config: &PersistConfig) {
         self.due.clear();
         for entry in self.ops.values_mut() {
@@ -247,7 +254,7 @@ impl WriteQueue {
     }
 
     /// The oldest due op among `positions` (in position order) and the next due ops of its
-    /// collection, up to the slice's batch size; an isolated op goes alone.
+    /// collection, up to the collection's batch size; an isolated op goes alone.
     fn choose_among(
         &self,
         positions: impl Iterator<Item = u64>,
@@ -262,7 +269,7 @@ impl WriteQueue {
             match collection {
                 None if is_due(entry) => {
                     chosen.push(position);
-                    let limit = config.slice(&key.collection).batch_size;
+                    let limit = config.collection(&key.collection).batch_size;
                     if entry.op.isolate || limit <= 1 {
                         break;
                     }
@@ -283,7 +290,7 @@ impl WriteQueue {
     }
 
     /// Removes and returns the next batch due at `now`: the oldest due op (by position) and
-    /// the next due ops of its collection, up to the slice's batch size. Ops for which
+    /// the next due ops of its collection, up to the collection's batch size. Ops for which
     /// `forced` is true (being flushed) are due whatever their deadline, backoff or parking;
     /// `any_forced` says whether there may be any. An isolated op goes alone.
     pub(crate) fn take_batch(
@@ -316,14 +323,18 @@ mod tests {
         ItemKey::new("files", id)
     }
 
+    fn stamp(counter: u32) -> Hlc {
+        Hlc { wall_ms: 0, counter, node: "n".into() }
+    }
+
     #[test]
     fn coalescing_keeps_the_first_position() {
         let mut q = WriteQueue::default();
         let c = PersistConfig::default();
         let t = Time::ZERO;
-        assert_eq!(q.enqueue(t, key("a"), Change::put("1"), 1, &c), Enqueued::New);
-        assert_eq!(q.enqueue(t, key("b"), Change::put("2"), 2, &c), Enqueued::New);
-        assert_eq!(q.enqueue(t, key("a"), Change::Delete, 3, &c), Enqueued::Coalesced);
+        assert_eq!(q.enqueue(t, key("a"), Change::put("1"), (1, stamp(1)), &c), Enqueued::New);
+        assert_eq!(q.enqueue(t, key("b"), Change::put("2"), (2, stamp(2)), &c), Enqueued::New);
+        assert_eq!(q.enqueue(t, key("a"), Change::Delete, (3, stamp(3)), &c), Enqueued::Coalesced);
         let order: Vec<(u64, u64)> = q.iter().map(|op| (op.position, op.serial)).collect();
         assert_eq!(order, vec![(1, 3), (2, 2)]);
     }
@@ -333,10 +344,10 @@ mod tests {
         let mut q = WriteQueue::default();
         let c = PersistConfig::default();
         let t = Time::ZERO;
-        q.enqueue(t, key("a"), Change::put("1"), 1, &c);
+        q.enqueue(t, key("a"), Change::put("1"), (1, stamp(1)), &c);
         let (_, mut taken) = q.take_batch(t, &c, true, |_| true).unwrap();
-        q.enqueue(t, key("b"), Change::put("2"), 2, &c);
-        q.enqueue(t + Duration::from_millis(5), key("a"), Change::put("3"), 3, &c);
+        q.enqueue(t, key("b"), Change::put("2"), (2, stamp(2)), &c);
+        q.enqueue(t + Duration::from_millis(5), key("a"), Change::put("3"), (3, stamp(3)), &c);
         let mut failed = taken.remove(0);
         failed.not_before = Some(Time::from_millis(500));
         assert!(!q.requeue(failed, &c));

@@ -1,11 +1,8 @@
 //! Rule 6: the auto-sync scheduler.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod engine_support;
-
-use engine_support::*;
-use yewdux_persist::engine::{SyncError, SyncId, SyncReason, SyncSummary};
-use yewdux_persist::{AutoSyncConfigPatch, PersistConfig, RetryPolicy, SliceConfig};
+use crate::support::*;
+use persist_engine::{AutoSyncConfigPatch, CollectionConfig, PersistConfig, RetryPolicy};
+use persist_engine::{SyncError, SyncId, SyncReason, SyncSummary};
 use SyncReason::*;
 
 fn sync_config() -> PersistConfig {
@@ -69,8 +66,9 @@ fn a_local_write_starts_a_sync_when_sync_on_change_is_on() {
 }
 
 #[test]
-fn local_only_slices_do_not_count_towards_the_sync() {
-    let config = sync_config().with_slice("settings", SliceConfig::default().local_only());
+fn local_only_collections_do_not_count_towards_the_sync() {
+    let config =
+        sync_config().with_collection("settings", CollectionConfig::default().local_only());
     let mut d = Driver::new(config);
     d.put(&key("settings", "theme"), "dark");
     d.advance_to(ms(1_000));

@@ -2,9 +2,10 @@
 
 use std::fmt;
 
+use persist_protocol::{Hlc, OpId};
 use serde::{Deserialize, Serialize};
 
-use super::item::{Change, ItemKey};
+use crate::item::{Change, ItemKey};
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -88,6 +89,12 @@ pub struct QueuedOp {
     /// Serial of the change (engine-wide, increasing with every enqueue). A later write of the
     /// same key always carries a higher serial.
     pub serial: u64,
+    /// The id the change is pushed with: `<node>-<serial>`, the same for every write attempt of
+    /// this change, different for every change.
+    pub op_id: OpId,
+    /// When the change was made, on the engine's hybrid logical clock (last-writer-wins compares
+    /// these, never wall clocks).
+    pub hlc: Hlc,
     /// Whether this write should also be pushed to the server (record it in the outbox).
     pub sync_to_remote: bool,
     /// How many earlier write attempts of this op failed (0 on the first try).
@@ -101,7 +108,7 @@ pub enum EnqueueOutcome {
     Queued,
     /// The key already had a waiting op; the new change replaced it and kept its place.
     Coalesced,
-    /// The key's slice is disabled; nothing was queued.
+    /// The key's collection is disabled; nothing was queued.
     Ignored,
 }
 

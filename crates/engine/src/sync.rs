@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::action::{SyncError, SyncId, SyncReason, SyncSummary};
-use super::rng::SplitMix64;
+use crate::action::{SyncError, SyncId, SyncReason, SyncSummary};
 use crate::config::{AutoSyncConfig, AutoSyncConfigPatch, ConfigError, RetryPolicy};
+use crate::rng::SplitMix64;
 use crate::time::Time;
 
 /// What the auto-sync is doing, for status displays.

@@ -1,10 +1,7 @@
 //! Rule 5: a flush completes only when everything enqueued before it is durable.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod engine_support;
-
-use engine_support::*;
-use yewdux_persist::engine::{FailedKey, FlushError, WriteError};
+use crate::support::*;
+use persist_engine::{FailedKey, FlushError, WriteError};
 
 #[test]
 fn flush_writes_at_once_and_completes_when_durable() {
@@ -48,7 +45,7 @@ fn a_flush_waits_for_the_batch_in_flight_but_not_for_later_changes() {
 
 #[test]
 fn a_flush_ignores_backoff() {
-    let policy = yewdux_persist::RetryPolicy { initial: dur(10_000), ..Default::default() };
+    let policy = persist_engine::RetryPolicy { initial: dur(10_000), ..Default::default() };
     let mut d = Driver::new(quiet_config().with_write_retry(policy));
     d.scripted.push_back(Some(WriteError::transient("aborted")));
     d.put(&key("files", "a"), "1");
@@ -92,10 +89,7 @@ fn a_superseded_op_counts_as_durable_when_its_newer_change_is() {
     d.finish_write();
     // "1" failed but "2" covers it: the flush goes on, writing "2" now.
     assert!(d.flushes.is_empty());
-    assert_eq!(
-        d.write_in_flight().unwrap().ops[0].change,
-        yewdux_persist::engine::Change::put("2")
-    );
+    assert_eq!(d.write_in_flight().unwrap().ops[0].change, persist_engine::Change::put("2"));
     d.advance_to(ms(305));
     d.finish_write();
     assert_eq!(d.flushes, vec![(ms(305), first, Ok(()))]);

@@ -1,11 +1,8 @@
 //! Rules 2 and 3: the keyed coalescing queue and batching.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod engine_support;
-
-use engine_support::*;
-use yewdux_persist::engine::{Change, EnqueueOutcome};
-use yewdux_persist::SliceConfig;
+use crate::support::*;
+use persist_engine::CollectionConfig;
+use persist_engine::{Change, EnqueueOutcome};
 
 #[test]
 fn the_latest_change_wins_and_keeps_the_first_position() {
@@ -67,7 +64,8 @@ fn a_change_of_a_key_in_flight_is_queued_and_written_after_it() {
 
 #[test]
 fn batches_hold_at_most_batch_size_ops_and_leave_one_at_a_time() {
-    let config = quiet_config().with_slice("files", SliceConfig::default().with_batch_size(3));
+    let config =
+        quiet_config().with_collection("files", CollectionConfig::default().with_batch_size(3));
     let mut d = Driver::new(config).manual_writes();
     for i in 0..7 {
         d.put(&key("files", &format!("k{i}")), "v");
@@ -121,7 +119,8 @@ fn only_due_ops_join_a_batch() {
 
 #[test]
 fn a_coalesced_key_keeps_its_turn_among_due_ops() {
-    let config = quiet_config().with_slice("files", SliceConfig::default().with_batch_size(2));
+    let config =
+        quiet_config().with_collection("files", CollectionConfig::default().with_batch_size(2));
     let mut d = Driver::new(config);
     for id in ["a", "b", "c"] {
         d.put(&key("files", id), "1");

@@ -1,72 +1,30 @@
-//! The sans-IO persistence engine: a state machine with no I/O, no timers and no async.
-//!
-//! The runtime feeds it events stamped with the current [`Time`] (an item changed, a write
-//! finished, a sync finished, the network went down, time passed) and carries out the
-//! [`Action`]s it returns. After every event the runtime drains [`Engine::poll_action`] and
-//! arms one timer for [`Engine::poll_timeout`], on which it calls [`Engine::tick`].
-//!
-//! # Guarantees
-//! - **Per-key debounce**: a key is written at `min(last change + debounce, first change +
-//!   max_wait)` of its slice; other keys' deadlines never hurry it.
-//! - **Coalescing**: one waiting op per key; the latest change wins and keeps the key's place.
-//! - **Ordering**: one write batch in flight at a time, of one collection, at most `batch_size`
-//!   ops, oldest first. A write never overwrites a newer change of the same key.
-//! - **Nothing lost**: failed writes are retried with backoff (or parked after a permanent
-//!   error, until the next flush or change); only a change superseded by a newer change of the
-//!   same key is ever dropped.
-//! - **Flush**: completes only when everything enqueued before it is durable, or reports the
-//!   keys that failed.
-//! - **Auto-sync**: one sync at a time, requests meanwhile collapse into one follow-up. The
-//!   first interval sync is due one interval after [`Time::ZERO`] (the runtime clock's origin);
-//!   the server counts as reachable until [`Engine::set_remote_available`] says otherwise.
-//!
-//! ```
-//! use std::time::Duration;
-//! use yewdux_persist::engine::{Action, Change, Engine, ItemKey};
-//! use yewdux_persist::{PersistConfig, Time};
-//!
-//! let mut engine = Engine::new(PersistConfig::default(), 7).unwrap();
-//! let t0 = Time::from_millis(1_000);
-//! engine.enqueue(t0, ItemKey::new("files", "a.rs"), Change::put(r#"{"name":"a.rs"}"#));
-//! // Nothing to write yet: the 300 ms debounce runs.
-//! assert_eq!(engine.poll_timeout(), Some(t0 + Duration::from_millis(300)));
-//!
-//! let t1 = t0 + Duration::from_millis(300);
-//! engine.tick(t1);
-//! let Some(Action::Write(batch)) = engine.poll_action() else { panic!("a write is due") };
-//! assert_eq!(batch.ops[0].key.to_string(), "files:a.rs");
-//! // ... the runtime writes the batch to IndexedDB, then:
-//! engine.write_finished(t1 + Duration::from_millis(4), batch.id, Ok(()));
-//! assert_eq!(engine.metrics().successful_ops, 1);
-//! ```
+//! [`Engine`]: the state machine. This file holds its state, the events every part shares
+//! (enqueue, tick, flush, configuration) and the drive loop; the local-write half is in
+//! [`writes`](self::writes), the sync half in [`remote`](self::remote).
 
-mod action;
-mod flush;
-mod item;
-mod queue;
 mod remote;
-mod rng;
-mod sync;
 mod writes;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
-pub use action::{
-    Action, BatchId, EnqueueOutcome, FailedKey, FlushError, FlushId, QueuedOp, SyncError, SyncId,
-    SyncReason, SyncSummary, WriteBatch, WriteError, WriteErrorKind,
-};
-pub use item::{Change, ItemKey, Payload};
-pub use sync::AutoSyncStatus;
+use persist_protocol::{Hlc, OpId};
 
-use self::flush::FlushTracker;
-use self::queue::{Enqueued, PendingOp, WriteQueue};
-use self::rng::SplitMix64;
-use self::sync::{SyncScheduler, SyncStart};
+use crate::action::{Action, BatchId, EnqueueOutcome, FailedKey, FlushId, QueuedOp, WriteBatch};
 use crate::config::{
-    AutoSyncConfig, AutoSyncConfigPatch, ConfigError, PersistConfig, SliceConfig, SliceConfigPatch,
+    AutoSyncConfig, AutoSyncConfigPatch, CollectionConfig, CollectionConfigPatch, ConfigError,
+    PersistConfig,
 };
+use crate::flush::FlushTracker;
+use crate::item::{Change, ItemKey};
 use crate::metrics::{MetricsRecorder, MetricsSnapshot, OperationKind, OperationRecord};
+use crate::queue::{Enqueued, PendingOp, WriteQueue};
+use crate::rng::SplitMix64;
+use crate::sync::{SyncScheduler, SyncStart};
 use crate::time::Time;
+
+/// The node name of an engine that was not given one with [`Engine::with_node`].
+const DEFAULT_NODE: &str = "local";
 
 /// The write batch being written by the runtime.
 #[derive(Debug)]
@@ -79,7 +37,7 @@ struct InFlightBatch {
     remote_ops: usize,
 }
 
-/// The persistence state machine. See the [module docs](self).
+/// The persistence state machine. See the [crate docs](crate).
 #[derive(Debug)]
 pub struct Engine {
     config: PersistConfig,
@@ -94,6 +52,12 @@ pub struct Engine {
     next_serial: u64,
     next_batch: u64,
     next_flush: u64,
+    /// Names this client in op ids and HLC stamps.
+    node: Arc<str>,
+    /// Wall-clock epoch milliseconds of [`Time::ZERO`]: HLC stamps need wall time, and the engine
+    /// reads no clock.
+    wall_origin_ms: u64,
+    clock: Hlc,
 }
 
 impl Engine {
@@ -116,17 +80,68 @@ impl Engine {
             next_serial: 1,
             next_batch: 1,
             next_flush: 1,
+            node: Arc::from(DEFAULT_NODE),
+            wall_origin_ms: 0,
+            clock: Hlc::zero(DEFAULT_NODE),
         })
     }
 
-    /// Records a change of `key`. Changes of a disabled slice are ignored.
+    /// This engine, naming itself `node` and with [`Time::ZERO`] at `wall_origin_ms` (epoch
+    /// milliseconds). `node` must be unique among the clients of one namespace (the browser
+    /// runtime draws a random one per tab session): op ids are `<node>-<serial>` and HLC stamps
+    /// break ties on it. Call before the first change.
+    pub fn with_node(mut self, node: impl Into<String>, wall_origin_ms: u64) -> Self {
+        let node: String = node.into();
+        self.clock = Hlc { node: node.clone(), ..self.clock };
+        self.node = Arc::from(node);
+        self.wall_origin_ms = wall_origin_ms;
+        self
+    }
+
+    /// The node this engine names itself in op ids and HLC stamps.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// A stamp seen elsewhere (a record pulled from the server, another tab's change): local
+    /// changes made after `now` are stamped after it, whatever this device's wall clock says.
+    pub fn observe_hlc(&mut self, now: Time, remote: &Hlc) {
+        let wall = self.wall_ms(now);
+        self.clock.observe(remote, wall);
+    }
+
+    /// The newest stamp this engine issued or observed.
+    pub fn hlc(&self) -> &Hlc {
+        &self.clock
+    }
+
+    fn wall_ms(&self, now: Time) -> u64 {
+        self.wall_origin_ms.saturating_add(now.as_micros() / 1_000)
+    }
+
+    /// The op the runtime writes for `op`: its op id is derived from its serial, so a retried
+    /// write of the same change carries the same id.
+    fn queued_op(&self, op: &PendingOp, sync_to_remote: bool) -> QueuedOp {
+        QueuedOp {
+            key: op.key.clone(),
+            change: op.change.clone(),
+            serial: op.serial,
+            op_id: OpId::new(format!("{}-{}", self.node, op.serial)),
+            hlc: op.hlc.clone(),
+            sync_to_remote,
+            attempt: op.attempt,
+        }
+    }
+
+    /// Records a change of `key`. Changes of a disabled collection are ignored.
     pub fn enqueue(&mut self, now: Time, key: ItemKey, change: Change) -> EnqueueOutcome {
-        if !self.config.slice(&key.collection).enabled {
+        if !self.config.collection(&key.collection).enabled {
             return EnqueueOutcome::Ignored;
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        let outcome = match self.queue.enqueue(now, key, change, serial, &self.config) {
+        let hlc = self.clock.tick(self.wall_ms(now));
+        let outcome = match self.queue.enqueue(now, key, change, (serial, hlc), &self.config) {
             Enqueued::New => EnqueueOutcome::Queued,
             Enqueued::Coalesced => {
                 self.metrics.add_coalesced();
@@ -199,13 +214,7 @@ impl Engine {
         let mut batches: Vec<WriteBatch> = Vec::new();
         for op in self.queue.iter() {
             let collection = &op.key.collection;
-            let queued = QueuedOp {
-                key: op.key.clone(),
-                change: op.change.clone(),
-                serial: op.serial,
-                sync_to_remote: self.config.slice(collection).sync_to_remote,
-                attempt: op.attempt,
-            };
+            let queued = self.queued_op(op, self.config.collection(collection).sync_to_remote);
             match batches.iter_mut().find(|batch| &batch.collection == collection) {
                 Some(batch) => batch.ops.push(queued),
                 None => batches.push(WriteBatch {
@@ -265,23 +274,23 @@ impl Engine {
     }
 
     /// The config that applies to collection `name`.
-    pub fn slice_config(&self, name: &str) -> &SliceConfig {
-        self.config.slice(name)
+    pub fn collection_config(&self, name: &str) -> &CollectionConfig {
+        self.config.collection(name)
     }
 
-    /// Changes the config of collection `name` (starting from the default slice's if it has
+    /// Changes the config of collection `name` (starting from the default collection's if it has
     /// none). New debounce and max wait apply to ops already waiting.
     ///
     /// # Errors
-    /// The errors of [`SliceConfig::validate`]; nothing changes then.
-    pub fn configure_slice(
+    /// The errors of [`CollectionConfig::validate`]; nothing changes then.
+    pub fn configure_collection(
         &mut self,
         now: Time,
         name: &str,
-        patch: &SliceConfigPatch,
+        patch: &CollectionConfigPatch,
     ) -> Result<(), ConfigError> {
-        let patched = patch.apply(self.config.slice(name), &format!("slice {name:?}"))?;
-        self.config.slices.insert(name.to_owned(), patched);
+        let patched = patch.apply(self.config.collection(name), &format!("collection {name:?}"))?;
+        self.config.collections.insert(name.to_owned(), patched);
         self.queue.reindex(&self.config);
         self.metrics.mark_changed();
         self.drive(now);
@@ -289,18 +298,18 @@ impl Engine {
     }
 
     /// Persists the changes of collection `name` again.
-    pub fn enable_slice(&mut self, now: Time, name: &str) {
-        self.set_slice_enabled(now, name, true);
+    pub fn enable_collection(&mut self, now: Time, name: &str) {
+        self.set_collection_enabled(now, name, true);
     }
 
     /// Ignores new changes of collection `name`; those already queued are still written.
-    pub fn disable_slice(&mut self, now: Time, name: &str) {
-        self.set_slice_enabled(now, name, false);
+    pub fn disable_collection(&mut self, now: Time, name: &str) {
+        self.set_collection_enabled(now, name, false);
     }
 
-    fn set_slice_enabled(&mut self, now: Time, name: &str, enabled: bool) {
-        let slice = SliceConfig { enabled, ..self.config.slice(name).clone() };
-        self.config.slices.insert(name.to_owned(), slice);
+    fn set_collection_enabled(&mut self, now: Time, name: &str, enabled: bool) {
+        let changed = CollectionConfig { enabled, ..self.config.collection(name).clone() };
+        self.config.collections.insert(name.to_owned(), changed);
         self.metrics.mark_changed();
         self.drive(now);
     }
