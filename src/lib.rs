@@ -8,7 +8,7 @@
 //! use persist_app::{persist_options, App, AppProps};
 //!
 //! let cx = yewdux::Context::new();
-//! yewdux_persist::configure(&cx, persist_options("my-test-db")).unwrap();
+//! yewdux_persist::start(&cx, persist_options("my-test-db")).unwrap();
 //! let document = web_sys::window().unwrap().document().unwrap();
 //! let root = document.create_element("div").unwrap();
 //! document.body().unwrap().append_child(&root).unwrap();
@@ -18,7 +18,7 @@
 use std::fmt;
 
 use yew::prelude::*;
-use yewdux_persist::{PersistOptions, CollectionConfig};
+use yewdux_persist::{CollectionConfig, PersistOptions};
 
 mod actions;
 mod components;
@@ -37,7 +37,7 @@ pub const DATABASE: &str = "workspace-editor";
 ///   autosave setting), 2 s max wait, batches of 10.
 /// - `settings`: kept on this device only, never synced to a server.
 pub fn persist_options(database: &str) -> PersistOptions {
-    PersistOptions::new(database).slice("settings", CollectionConfig::default().local_only())
+    PersistOptions::new(database).collection("settings", CollectionConfig::default().local_only())
 }
 
 /// Props of [`App`].
@@ -74,7 +74,7 @@ pub fn App(props: &AppProps) -> Html {
 #[cfg(target_arch = "wasm32")]
 pub fn run() {
     let context = yewdux::Context::global();
-    yewdux_persist::configure(&context, persist_options(DATABASE))
+    yewdux_persist::start(&context, persist_options(DATABASE))
         .expect("run() is called once, with valid options");
     yew::Renderer::<App>::with_props(AppProps { context }).render();
 }

@@ -44,7 +44,7 @@ fn document() -> web_sys::Document {
 /// Renders the app on `database` with a fresh context, as `run()` does with the global one.
 fn mount(database: &str) -> Mounted {
     let cx = Context::new();
-    yewdux_persist::configure(&cx, persist_options(database)).expect("configure");
+    yewdux_persist::start(&cx, persist_options(database)).expect("configure");
     let root = document().create_element("div").unwrap();
     document().body().unwrap().append_child(&root).unwrap();
     let props = AppProps { context: cx.clone() };
@@ -409,8 +409,12 @@ async fn an_invalid_autosave_debounce_is_refused_with_the_error_and_a_valid_one_
 
     type_into(&input, "120").await;
     assert!(wait_until(1_000, || app.root.query_selector("[role=alert]").unwrap().is_none()).await);
-    for slice in ["files", "models", "components"] {
-        assert_eq!(persistence.collection_config(slice).debounce, Duration::from_millis(120), "{slice}");
+    for name in ["files", "models", "components"] {
+        assert_eq!(
+            persistence.collection_config(name).debounce,
+            Duration::from_millis(120),
+            "{name}"
+        );
     }
     let settings = wait_for_stored(&database, "settings", |r| {
         record(r, "value").is_some_and(|s| s["autosaveDebounceMs"] == 120)

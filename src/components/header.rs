@@ -2,7 +2,7 @@
 
 use yew::prelude::*;
 use yewdux::prelude::*;
-use yewdux_persist::local::StorageKind;
+use yewdux_persist::status::StorageKind;
 use yewdux_persist::{use_persistence, PersistStatus};
 
 use crate::ui::Ui;

@@ -4,15 +4,16 @@ use std::time::Duration;
 
 use yew::prelude::*;
 use yewdux::prelude::*;
-use yewdux_persist::{ConfigError, Persistence, CollectionConfigPatch};
+use yewdux_persist::config::ConfigError;
+use yewdux_persist::{CollectionConfigPatch, Persistence};
 
 use crate::dom::value_of;
 use crate::store::{Settings, Theme, FONT_SIZES};
 
 /// Collections whose writes follow the autosave debounce.
-pub(crate) const AUTOSAVED_SLICES: [&str; 3] = ["files", "models", "components"];
+pub(crate) const AUTOSAVED_COLLECTIONS: [&str; 3] = ["files", "models", "components"];
 
-/// Sets the debounce of every autosaved slice, or none of them if it is invalid for any.
+/// Sets the debounce of every autosaved collection, or none of them if it is invalid for any.
 pub(crate) fn apply_autosave_debounce(
     persistence: &Persistence,
     debounce_ms: u32,
@@ -21,7 +22,7 @@ pub(crate) fn apply_autosave_debounce(
         debounce: Some(Duration::from_millis(debounce_ms.into())),
         ..Default::default()
     };
-    persistence.configure_many(&AUTOSAVED_SLICES, patch)
+    persistence.configure_collections(&AUTOSAVED_COLLECTIONS, patch)
 }
 
 #[function_component]

@@ -101,6 +101,23 @@ pub struct QueuedOp {
     pub attempt: u32,
 }
 
+impl QueuedOp {
+    /// An op outside any engine, for a store's own tests and tools: first attempt, synced,
+    /// op id `local-<serial>`, stamped at wall time 0 with `serial` as the logical counter.
+    pub fn new(key: ItemKey, change: Change, serial: u64) -> Self {
+        let counter = u32::try_from(serial).unwrap_or(u32::MAX);
+        QueuedOp {
+            key,
+            change,
+            serial,
+            op_id: OpId::new(format!("local-{serial}")),
+            hlc: Hlc { wall_ms: 0, counter, node: "local".to_owned() },
+            sync_to_remote: true,
+            attempt: 0,
+        }
+    }
+}
+
 /// What `Engine::enqueue` did with a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnqueueOutcome {

@@ -1,7 +1,7 @@
-//! [`Error`]: everything the runtime's API can fail with.
+//! [`Error`]: everything the runtime's API can fail with, and the flush failure it carries.
 
-use crate::config::ConfigError;
-use crate::engine::FlushError;
+pub use persist_engine::{ConfigError, FailedKey, FlushError, WriteError, WriteErrorKind};
+pub use persist_protocol::KeyError;
 
 /// An error of the persistence runtime.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -17,13 +17,14 @@ pub enum Error {
     /// A configuration value is invalid; nothing was changed.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// Collection names starting with `__` are kept for the runtime's own stores.
-    #[error("collection name {0:?} is reserved (names starting with \"__\")")]
-    ReservedCollection(String),
+    /// An item key or collection name the sync protocol refuses (reserved `__` prefix, control
+    /// characters, too long...).
+    #[error(transparent)]
+    InvalidKey(#[from] KeyError),
     /// No persistence runtime runs in the (global) yewdux context.
     #[error("no persistence runtime runs in this yewdux context")]
     NotStarted,
-    /// [`configure`](crate::configure) was called after the context's runtime had started.
-    #[error("persistence already started in this context; call configure before any persisted store is used")]
+    /// [`start`](crate::start) was called after the context's runtime had started.
+    #[error("persistence already started in this context; call start before any persisted store is used")]
     AlreadyStarted,
 }

@@ -1,16 +1,16 @@
-//! Local-first persistence and sync for [yewdux](https://docs.rs/yewdux) stores.
+//! Local-first persistence for [yewdux](https://docs.rs/yewdux) stores.
 //!
 //! Your store keeps its state in memory as usual; every change is diffed, debounced per item,
 //! batched and written to IndexedDB in the background, and loaded back at start. Tabs of the
-//! same app see each other's changes. A sans-IO [`engine`] decides what to write and when; the
-//! browser runtime carries it out.
+//! same app see each other's changes. A sans-IO engine ([`persist_engine`]) decides what to write
+//! and when; the browser runtime carries it out.
 //!
 //! # Add it to a store
 //! ```no_run
 //! use serde::{Deserialize, Serialize};
 //! use yew::prelude::*;
 //! use yewdux::prelude::*;
-//! use yewdux_persist::{Collection, Parts, Persist};
+//! use yewdux_persist::prelude::*;
 //!
 //! #[derive(Clone, PartialEq, Serialize, Deserialize)]
 //! struct Note { title: String, body: String }
@@ -45,8 +45,7 @@
 //! #[function_component]
 //! fn App() -> Html {
 //!     let (notes, dispatch) = use_store::<Notes>();
-//!     let status = yewdux_persist::use_persistence().status;
-//!     if !status.ready {
+//!     if !use_persistence_ready() {
 //!         return html! { <p>{ "Loading…" }</p> };
 //!     }
 //!     let add = dispatch.reduce_mut_callback(|s| {
@@ -56,7 +55,7 @@
 //!     html! { <button onclick={add}>{ format!("{} notes", notes.notes.len()) }</button> }
 //! }
 //! ```
-//! To choose the database name or per-collection settings, call [`configure`] with
+//! To choose the database name or per-collection settings, call [`start`] with
 //! [`PersistOptions`] before the first store is used.
 //!
 //! # What is durable when
@@ -72,49 +71,74 @@
 //!   collection that cannot be loaded is not persisted that session
 //!   ([`PersistStatus::collection_errors`]), so defaults never overwrite saved data.
 //!
+//! # The API
+//! The root holds what an app needs; everything else is one module away:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`prelude`] | the handful of names most apps import |
+//! | [`config`] | [`CollectionConfig`], [`CollectionConfigPatch`], retry policy, durability |
+//! | [`status`] | [`PersistStatus`], item errors, storage kind, subscriptions |
+//! | [`metrics`] | [`MetricsSnapshot`], the operation history, engine time |
+//! | [`error`] | [`Error`] and the flush failure it carries |
+//! | [`ui`] | [`use_persistence`], [`use_persistence_ready`], [`PersistenceDashboard`] |
+//! | [`local`] | the [`LocalStore`](local::LocalStore) trait to store elsewhere; IndexedDB and memory stores |
+//! | [`codeforge`] | CodeForge's global functions (`flush_persistence()`, ...) for ported code |
+//!
+//! Inside, the crate is layered: `binding/` (the yewdux side: parts, collection, listener,
+//! loading) → `runtime/` (the browser driver of the engine) → `local/` (IndexedDB and memory),
+//! with `ui/` on top. See `ARCHITECTURE.md` in the crate for the path of one change.
+//!
 //! # Features
 //! | feature | default | what |
 //! |---|---|---|
 //! | `dashboard` | yes | the [`PersistenceDashboard`] component |
+//! | `testing` | no | failure injection in [`MemoryStore`](local::MemoryStore) and raw enqueues, for your tests |
 #![deny(missing_docs)]
 
-mod collection;
-mod config;
-#[cfg(feature = "dashboard")]
-mod dashboard;
-pub mod engine;
-mod error;
+mod binding;
 #[cfg(target_arch = "wasm32")]
-mod global;
-mod hooks;
-mod hydrate;
-mod listener;
+pub mod codeforge;
+pub mod error;
 pub mod local;
-mod metrics;
-mod observe;
-mod parts;
 mod runtime;
-mod time;
+pub mod ui;
 
-pub use config::{
-    AutoSyncConfig, AutoSyncConfigPatch, ConfigError, PersistConfig, RetryPolicy, CollectionConfig,
-    CollectionConfigPatch,
-};
-pub use metrics::{MetricsSnapshot, OperationKind, OperationRecord, HISTORY_LEN};
-pub use observe::{Subscribers, Subscription};
-pub use time::Time;
-
-pub use collection::Collection;
-#[cfg(feature = "dashboard")]
-pub use dashboard::{DashboardProps, PersistenceDashboard, DASHBOARD_CSS};
+pub use binding::{install, persistence, preload, shutdown, start, try_persistence};
+pub use binding::{Collection, Parts, Persist};
 pub use error::Error;
-#[cfg(target_arch = "wasm32")]
-pub use global::{
-    configure_persistence, disable_persistence, enable_persistence, flush_persistence,
-    get_sync_metrics, reset_sync_metrics,
-};
-pub use hooks::{use_persistence, use_persistence_ready, UsePersistence};
-pub use listener::{configure, install, persistence, preload, shutdown, try_persistence};
-pub use local::Durability;
-pub use parts::{ItemError, Parts, Persist, SINGLETON_ID};
-pub use runtime::{PersistOptions, PersistStatus, Persistence, WeakPersistence, DEFAULT_DATABASE};
+pub use persist_engine::{CollectionConfig, CollectionConfigPatch, MetricsSnapshot};
+pub use runtime::{PersistOptions, PersistStatus, Persistence, WeakPersistence};
+#[cfg(feature = "dashboard")]
+pub use ui::PersistenceDashboard;
+pub use ui::{use_persistence, use_persistence_ready};
+
+/// The names most apps import: `use yewdux_persist::prelude::*;`.
+pub mod prelude {
+    #[cfg(feature = "dashboard")]
+    pub use crate::ui::PersistenceDashboard;
+    pub use crate::ui::{use_persistence, use_persistence_ready};
+    pub use crate::{install, preload, Collection, Parts, Persist, PersistOptions, Persistence};
+}
+
+/// Settings: per collection, retries, durability, the database.
+pub mod config {
+    pub use crate::local::{Durability, Migration, MigrationHook, Schema};
+    pub use crate::runtime::{PersistOptions, DEFAULT_DATABASE};
+    pub use persist_engine::config::RetryPolicy;
+    pub use persist_engine::{CollectionConfig, CollectionConfigPatch, ConfigError};
+}
+
+/// What the runtime reports: its status, the items it could not handle, and subscriptions.
+pub mod status {
+    pub use crate::binding::SINGLETON_ID;
+    pub use crate::local::StorageKind;
+    pub use crate::runtime::{ItemError, PersistStatus, Subscription};
+}
+
+/// What the runtime measured: totals, durations, the last operations, on the engine's clock
+/// (turn an instant into wall time with [`Persistence::wall_time`]).
+pub mod metrics {
+    pub use persist_engine::metrics::HISTORY_LEN;
+    pub use persist_engine::{MetricsSnapshot, OperationKind, OperationRecord, Time};
+}

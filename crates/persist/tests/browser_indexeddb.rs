@@ -49,8 +49,10 @@ mod store {
     use futures::future::{select, Either};
     use indexed_db_futures::{Build, BuildPrimitive};
     use wasm_bindgen_test::*;
-    use yewdux_persist::engine::{BatchId, Change, ItemKey, QueuedOp, WriteBatch};
-    use yewdux_persist::local::{IndexedDbStore, LocalStore, Migration, StoreError};
+    use yewdux_persist::config::{Migration, Schema};
+    use yewdux_persist::local::{
+        BatchId, Change, IndexedDbStore, ItemKey, LocalStore, QueuedOp, StoreError, WriteBatch,
+    };
 
     fn unique(name: &str) -> String {
         format!("{name}-{}", (js_sys::Math::random() * 1e12) as u64)
@@ -60,13 +62,7 @@ mod store {
         WriteBatch {
             id: BatchId(serial),
             collection: collection.into(),
-            ops: vec![QueuedOp {
-                key: ItemKey::new(collection, id),
-                change: Change::put(json),
-                serial,
-                sync_to_remote: true,
-                attempt: 0,
-            }],
+            ops: vec![QueuedOp::new(ItemKey::new(collection, id), Change::put(json), serial)],
         }
     }
 
@@ -107,11 +103,8 @@ mod store {
         store.prepare(&["files".to_owned()]).await.unwrap();
         let mut batch = put("files", "good", r#"{"ok":true}"#, 1);
         batch.ops.push(QueuedOp {
-            key: ItemKey::new("files", "bad"),
-            change: Change::put("{not json"),
-            serial: 2,
             sync_to_remote: false,
-            attempt: 0,
+            ..QueuedOp::new(ItemKey::new("files", "bad"), Change::put("{not json"), 2)
         });
         let error = store.write_batch(&batch).await.unwrap_err();
         assert!(
@@ -121,33 +114,6 @@ mod store {
         assert!(
             store.load_all("files").await.unwrap().items.is_empty(),
             "nothing of the batch is kept"
-        );
-    }
-
-    #[wasm_bindgen_test]
-    fn dom_errors_are_classified() {
-        let exception =
-            |name: &str| web_sys::DomException::new_with_message_and_name("message", name).unwrap();
-        assert!(matches!(
-            StoreError::from_dom_exception(&exception("QuotaExceededError")),
-            StoreError::QuotaExceeded(_)
-        ));
-        assert!(matches!(
-            StoreError::from_dom_exception(&exception("DataCloneError")),
-            StoreError::InvalidData(_)
-        ));
-        assert!(matches!(
-            StoreError::from_dom_exception(&exception("InvalidStateError")),
-            StoreError::Unavailable(_)
-        ));
-        let other = StoreError::from_dom_exception(&exception("AbortError"));
-        assert_eq!(
-            other,
-            StoreError::Other { name: "AbortError".into(), message: "message".into() }
-        );
-        assert_eq!(
-            StoreError::QuotaExceeded("full".into()).write_error_kind(),
-            yewdux_persist::engine::WriteErrorKind::QuotaExceeded
         );
     }
 
@@ -176,11 +142,13 @@ mod store {
         let seen: Rc<RefCell<Vec<Migration>>> = Rc::default();
         let hook = {
             let seen = Rc::clone(&seen);
-            Rc::new(move |db: &indexed_db_futures::database::Database, step: Migration| {
+            Rc::new(move |schema: &Schema<'_>, step: Migration| {
                 seen.borrow_mut().push(step);
                 if step.old_version < 3 {
-                    db.create_object_store("legacy").build().map_err(|e| e.to_string())?;
+                    schema.create_store("legacy")?;
                 }
+                // The stores this crate manages are out of reach.
+                assert!(schema.delete_store("__outbox").is_err());
                 Ok(())
             })
         };
@@ -199,9 +167,7 @@ mod store {
 
     #[wasm_bindgen_test]
     async fn a_failing_migration_is_reported_not_swallowed() {
-        let hook = Rc::new(|_: &indexed_db_futures::database::Database, _: Migration| {
-            Err("cannot convert v1 data".to_owned())
-        });
+        let hook = Rc::new(|_: &Schema<'_>, _: Migration| Err("cannot convert v1 data".to_owned()));
         let store = IndexedDbStore::new(unique("bad-migration"), 2).with_migration(hook);
         let error = store.prepare(&["files".to_owned()]).await.unwrap_err();
         assert!(error.to_string().contains("cannot convert v1 data"), "{error}");
@@ -252,5 +218,122 @@ mod store {
         store.prepare(&["files".to_owned()]).await.unwrap();
         within(3_000, "the write", store.write_batch(&put("late", "x", "1", 1))).await.unwrap();
         assert_eq!(store.load_all("late").await.unwrap().items.len(), 1);
+    }
+
+    /// Writes a database the way the first layout did (version 1: `files`, `__outbox`, `__meta`;
+    /// outbox entries without op id, base revision or stamp), with raw IndexedDB.
+    async fn first_layout_database(name: &str) {
+        let db = indexed_db_futures::database::Database::open(name)
+            .with_version(1u8)
+            .with_on_upgrade_needed(|_, db| {
+                for store in ["files", "__outbox", "__meta"] {
+                    db.create_object_store(store).build()?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let tx = db
+            .transaction(["files", "__outbox", "__meta"])
+            .with_mode(indexed_db_futures::transaction::TransactionMode::Readwrite)
+            .build()
+            .unwrap();
+        let files = tx.object_store("files").unwrap();
+        let outbox = tx.object_store("__outbox").unwrap();
+        let json = |text: &str| js_sys::JSON::parse(text).unwrap();
+        for (id, value) in [("a.rs", r#"{"n":1}"#), ("b.rs", r#"{"n":2}"#), ("c.rs", r#"{"n":3}"#)]
+        {
+            drop(files.put(json(value)).with_key(id).primitive().unwrap());
+        }
+        // Two sessions each counted serials from 1: `a.rs` and `gone.rs` share serial 4.
+        for (id, delete, serial) in [("a.rs", false, 4), ("b.rs", false, 9), ("gone.rs", true, 4)] {
+            let entry = format!(
+                r#"{{"collection":"files","id":"{id}","delete":{delete},"serial":{serial}}}"#
+            );
+            let key = js_sys::Array::of2(&"files".into(), &id.into());
+            drop(
+                outbox
+                    .put(json(&entry))
+                    .with_key(wasm_bindgen::JsValue::from(key))
+                    .primitive()
+                    .unwrap(),
+            );
+        }
+        let meta = tx.object_store("__meta").unwrap();
+        drop(meta.put("true").with_key("initialized:files").primitive().unwrap());
+        tx.commit().await.unwrap();
+        db.close();
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_database_of_the_first_layout_keeps_every_record_and_outbox_entry() {
+        let name = unique("first-layout");
+        first_layout_database(&name).await;
+
+        let store = IndexedDbStore::new(&name, 1);
+        store.prepare(&["files".to_owned()]).await.unwrap();
+        let items = store.load_all("files").await.unwrap().items;
+        let items: Vec<(&str, &str)> =
+            items.iter().map(|item| (item.id.as_str(), item.json.as_str())).collect();
+        assert_eq!(items, [("a.rs", r#"{"n":1}"#), ("b.rs", r#"{"n":2}"#), ("c.rs", r#"{"n":3}"#)]);
+        assert_eq!(store.get_meta("initialized:files").await.unwrap().as_deref(), Some("true"));
+
+        let outbox = store.outbox(100).await.unwrap();
+        let mut kept: Vec<(&str, bool, u64)> =
+            outbox.iter().map(|e| (e.id.as_str(), e.delete, e.serial)).collect();
+        kept.sort();
+        assert_eq!(kept, [("a.rs", false, 4), ("b.rs", false, 9), ("gone.rs", true, 4)]);
+        let mut op_ids: Vec<&str> = outbox.iter().map(|e| e.op_id.as_str()).collect();
+        op_ids.sort();
+        op_ids.dedup();
+        assert_eq!(op_ids.len(), 3, "every entry got its own op id, serials notwithstanding");
+        assert!(outbox.iter().all(|e| e.base_revision.is_none()), "nothing was ever pushed");
+        assert_eq!(store.outbox_len().await.unwrap(), 3);
+
+        // The upgraded database takes today's writes: the new change replaces the old entry.
+        store.write_batch(&put("files", "a.rs", r#"{"n":10}"#, 1)).await.unwrap();
+        let outbox = store.outbox(100).await.unwrap();
+        assert_eq!(outbox.len(), 3);
+        let a = outbox.iter().find(|e| e.id == "a.rs").unwrap();
+        assert_eq!((a.op_id.as_str(), a.serial), ("local-1", 1));
+        drop(store);
+
+        // Reopening changes nothing more.
+        let again = IndexedDbStore::new(&name, 1);
+        again.prepare(&["files".to_owned()]).await.unwrap();
+        let reread: Vec<_> = again.outbox(100).await.unwrap();
+        assert_eq!(reread, outbox);
+    }
+
+    #[wasm_bindgen_test]
+    async fn an_entry_an_old_build_writes_later_is_upgraded_by_the_next_connection() {
+        let name = unique("old-tab");
+        let store = IndexedDbStore::new(&name, 1);
+        store.prepare(&["files".to_owned()]).await.unwrap();
+        store.write_batch(&put("files", "new.rs", "1", 1)).await.unwrap();
+        drop(store);
+        // A tab still running the first build opens the upgraded database at its version and
+        // records a change the way it always did.
+        let db = indexed_db_futures::database::Database::open(&name).await.unwrap();
+        let tx = db
+            .transaction("__outbox")
+            .with_mode(indexed_db_futures::transaction::TransactionMode::Readwrite)
+            .build()
+            .unwrap();
+        let entry = js_sys::JSON::parse(
+            r#"{"collection":"files","id":"old.rs","delete":false,"serial":1}"#,
+        )
+        .unwrap();
+        let key = js_sys::Array::of2(&"files".into(), &"old.rs".into());
+        let outbox = tx.object_store("__outbox").unwrap();
+        drop(outbox.put(entry).with_key(wasm_bindgen::JsValue::from(key)).primitive().unwrap());
+        tx.commit().await.unwrap();
+        db.close();
+
+        let store = IndexedDbStore::new(&name, 1);
+        let entries = store.outbox(100).await.unwrap();
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["old.rs", "new.rs"], "the old entry is kept, and ordered first");
+        assert!(entries[0].op_id.as_str().starts_with("migrated-"));
     }
 }

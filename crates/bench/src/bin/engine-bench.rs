@@ -1,4 +1,4 @@
-//! Native throughput of the sans-IO engine (`yewdux_persist::engine::Engine`) on a virtual clock.
+//! Native throughput of the sans-IO engine (`persist_engine::Engine`) on a virtual clock.
 //!
 //! Each case enqueues changes of ~300-byte file records, advancing the virtual clock by
 //! `STEP_US` per enqueue (a burst of 50 changes per virtual millisecond), ticks the engine when
@@ -13,8 +13,7 @@
 use std::time::{Duration, Instant};
 
 use persist_bench::{file_json, table, Bench, COLLECTION};
-use yewdux_persist::engine::{Action, BatchId, Change, Engine, ItemKey, SyncError};
-use yewdux_persist::{PersistConfig, Time};
+use persist_engine::{Action, BatchId, Change, Engine, ItemKey, PersistConfig, SyncError, Time};
 
 const ENQUEUES: usize = 100_000;
 const STEP_US: u64 = 20;

@@ -70,7 +70,7 @@ fn whole_store_json() -> (Vec<f64>, usize) {
 async fn persisted() -> (Vec<f64>, f64) {
     let cx = Context::new();
     let persistence =
-        yewdux_persist::configure(&cx, PersistOptions::new(unique("dispatch"))).expect("configure");
+        yewdux_persist::start(&cx, PersistOptions::new(unique("dispatch"))).expect("configure");
     let dispatch = Dispatch::<Files>::new(&cx);
     dispatch.get();
     persistence.ready().await;

@@ -1,9 +1,10 @@
 //! Benchmark 1: IndexedDB write throughput of [`IndexedDbStore::write_batch`] by batch size and
 //! durability, a fresh database per case.
 
-use yewdux_persist::engine::{BatchId, Change, ItemKey, QueuedOp, WriteBatch};
-use yewdux_persist::local::{IndexedDbStore, LocalStore};
-use yewdux_persist::Durability;
+use yewdux_persist::config::Durability;
+use yewdux_persist::local::{
+    BatchId, Change, IndexedDbStore, ItemKey, LocalStore, QueuedOp, WriteBatch,
+};
 
 use super::{log, now_ms, unique};
 use crate::{file_id, file_json, Bench, COLLECTION};
@@ -16,11 +17,12 @@ pub const OPS: usize = 2_000;
 fn batches(ops: usize, per_batch: usize, outbox: bool) -> Vec<WriteBatch> {
     let items: Vec<QueuedOp> = (0..ops)
         .map(|i| QueuedOp {
-            key: ItemKey::new(COLLECTION, file_id(i)),
-            change: Change::put(file_json(i)),
-            serial: i as u64 + 1,
             sync_to_remote: outbox,
-            attempt: 0,
+            ..QueuedOp::new(
+                ItemKey::new(COLLECTION, file_id(i)),
+                Change::put(file_json(i)),
+                i as u64 + 1,
+            )
         })
         .collect();
     items

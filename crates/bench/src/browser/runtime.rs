@@ -18,7 +18,7 @@ pub async fn run(unbatched: Option<&Bench>) -> Bench {
     log("running runtime/dispatch_then_flush ...");
     let cx = Context::new();
     let persistence: Persistence =
-        yewdux_persist::configure(&cx, PersistOptions::new(unique("runtime"))).expect("configure");
+        yewdux_persist::start(&cx, PersistOptions::new(unique("runtime"))).expect("configure");
     let dispatch = Dispatch::<Files>::new(&cx);
     dispatch.get();
     persistence.ready().await;

@@ -4,20 +4,23 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 
+use persist_engine::{Change, WriteBatch};
+
 use super::{
-    LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind, StoreError,
-    StoredItem,
+    ItemSync, LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind,
+    StoreError, StoredItem,
 };
-use crate::engine::{Change, WriteBatch};
 
 /// An in-memory [`LocalStore`].
 ///
-/// Besides being a real store, it can fail on purpose: [`MemoryStore::fail_next_writes`] makes
-/// the next writes fail with a given error, to test how an app behaves when storage breaks.
+/// Besides being a real store, it can fail on purpose (with the `testing` feature):
+/// `MemoryStore::fail_next_writes` makes the next writes fail with a given error, to test how an
+/// app behaves when storage breaks.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     collections: RefCell<BTreeMap<String, BTreeMap<String, String>>>,
     outbox: RefCell<BTreeMap<(String, String), OutboxEntry>>,
+    sync: RefCell<BTreeMap<(String, String), ItemSync>>,
     meta: RefCell<BTreeMap<String, String>>,
     injected_failures: RefCell<VecDeque<StoreError>>,
     stats: Cell<LocalStoreStats>,
@@ -31,6 +34,7 @@ impl MemoryStore {
 
     /// Makes each of the next `count` calls of `write_batch` fail with `error` (and write
     /// nothing).
+    #[cfg(feature = "testing")]
     pub fn fail_next_writes(&self, count: usize, error: StoreError) {
         let mut failures = self.injected_failures.borrow_mut();
         failures.extend(std::iter::repeat_n(error, count));
@@ -78,15 +82,8 @@ impl MemoryStore {
             }
             if op.sync_to_remote {
                 let key = (op.key.collection.to_string(), op.key.id.to_string());
-                outbox.insert(
-                    key,
-                    OutboxEntry {
-                        collection: op.key.collection.to_string(),
-                        id: op.key.id.to_string(),
-                        delete: matches!(op.change, Change::Delete),
-                        serial: op.serial,
-                    },
-                );
+                let base = self.sync.borrow().get(&key).map(|known| known.revision);
+                outbox.insert(key, OutboxEntry::for_op(op, base));
             }
         }
     }
@@ -157,7 +154,7 @@ impl LocalStore for MemoryStore {
 
     fn outbox<'a>(&'a self, limit: usize) -> LocalFuture<'a, Result<Vec<OutboxEntry>, StoreError>> {
         let mut entries: Vec<OutboxEntry> = self.outbox.borrow().values().cloned().collect();
-        entries.sort_by_key(|entry| entry.serial);
+        entries.sort_by(|a, b| a.push_order().cmp(&b.push_order()));
         entries.truncate(limit);
         Box::pin(async move { Ok(entries) })
     }

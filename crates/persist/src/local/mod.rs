@@ -1,27 +1,28 @@
-//! Where items are stored on the device: the [`LocalStore`] trait, IndexedDB and in-memory
-//! implementations.
+//! Where items are stored on the device: the [`LocalStore`] trait, and the IndexedDB
+//! ([`IndexedDbStore`]) and in-memory ([`MemoryStore`]) implementations.
 //!
-//! Layout (IndexedDB): one object store per collection, the item id as its out-of-line key and
-//! the item's JSON value as a structured-clone object; `__outbox` holds one entry per item that
-//! still has to reach the server (keyed `[collection, id]`, so the newest change of an item
-//! replaces its older entry); `__meta` holds small bookkeeping values.
+//! Besides the items, a store keeps the sync bookkeeping of `outbox.rs`: an [`OutboxEntry`] per
+//! item with a change the server has not acknowledged yet (written in the same transaction as
+//! the item, so a change is never durable without its entry), and an [`ItemSync`] per item the
+//! server knows. The IndexedDB layout is described in `indexeddb/layout.rs` and in the README.
+//!
+//! The engine types a store works with ([`WriteBatch`], [`QueuedOp`], [`Change`], ...) are
+//! re-exported here for implementors of [`LocalStore`].
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::engine::{WriteBatch, WriteError, WriteErrorKind};
-
 mod indexeddb;
 mod memory;
+mod outbox;
 
-pub use indexeddb::{BlockedHook, IndexedDbStore, Migration, MigrationHook, LOSSLESS_WRAPPER_KEY};
+pub use indexeddb::{BlockedHook, IndexedDbStore, Migration, MigrationHook, Schema};
 pub use memory::MemoryStore;
-
-/// Object store of pending outbound changes.
-pub const OUTBOX_STORE: &str = "__outbox";
-/// Object store of bookkeeping values.
-pub const META_STORE: &str = "__meta";
+pub use outbox::{ItemSync, OutboxEntry};
+pub use persist_engine::{
+    BatchId, Change, ItemKey, Payload, QueuedOp, WriteBatch, WriteError, WriteErrorKind,
+};
 
 /// A boxed, non-`Send` future (the browser is single-threaded).
 pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -75,19 +76,6 @@ pub enum Durability {
     Relaxed,
     /// The browser's own default (Chromium: like relaxed).
     BrowserDefault,
-}
-
-/// One pending outbound change, as kept in the outbox.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct OutboxEntry {
-    /// The item's collection.
-    pub collection: String,
-    /// The item's id.
-    pub id: String,
-    /// `true` for a delete.
-    pub delete: bool,
-    /// The engine serial of the change (orders entries).
-    pub serial: u64,
 }
 
 /// Counters a store keeps about itself (used by tests and the dashboard).
@@ -151,8 +139,9 @@ pub trait LocalStore: fmt::Debug + 'static {
     /// version upgrade when missing). Called before a store's first load.
     fn prepare<'a>(&'a self, collections: &'a [String]) -> LocalFuture<'a, Result<(), StoreError>>;
 
-    /// Writes a batch atomically: every put and delete, plus an outbox entry for each op that
-    /// syncs to the remote, all or nothing.
+    /// Writes a batch atomically: every put and delete, plus an [`OutboxEntry`] for each op that
+    /// syncs to the remote (its base revision taken from the item's [`ItemSync`]), all or
+    /// nothing.
     fn write_batch<'a>(&'a self, batch: &'a WriteBatch) -> LocalFuture<'a, Result<(), StoreError>>;
 
     /// Writes several batches (of different collections) in one transaction, all or nothing.
@@ -193,7 +182,7 @@ pub trait LocalStore: fmt::Debug + 'static {
         value: &'a str,
     ) -> LocalFuture<'a, Result<(), StoreError>>;
 
-    /// Pending outbound changes, oldest first, at most `limit`.
+    /// Pending outbound changes, oldest change first (by HLC stamp), at most `limit`.
     fn outbox<'a>(&'a self, limit: usize) -> LocalFuture<'a, Result<Vec<OutboxEntry>, StoreError>>;
 
     /// Number of pending outbound changes.
@@ -201,9 +190,4 @@ pub trait LocalStore: fmt::Debug + 'static {
 
     /// Counters about this store.
     fn stats(&self) -> LocalStoreStats;
-}
-
-/// `true` for names the runtime keeps for itself (`__outbox`, `__meta`, anything `__*`).
-pub fn is_reserved_collection(name: &str) -> bool {
-    name.starts_with("__")
 }

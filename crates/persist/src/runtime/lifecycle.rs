@@ -5,20 +5,21 @@
 //! navigations and closes. IndexedDB transactions started in these handlers are committed by the
 //! browser even while the page goes away.
 
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
 
-use super::Inner;
+use super::clock;
+use super::driver::Inner;
 
 /// The page-exit listeners; removed when dropped.
-pub(crate) struct PageExitListeners {
+pub(super) struct PageExitListeners {
     _visibility: EventListener,
     _page_hide: EventListener,
 }
 
 impl PageExitListeners {
-    pub(crate) fn attach(runtime: Weak<Inner>) -> Option<Self> {
+    pub(super) fn attach(runtime: Weak<Inner>) -> Option<Self> {
         let window = web_sys::window()?;
         let document = window.document()?;
         let visibility = {
@@ -38,5 +39,33 @@ impl PageExitListeners {
 fn flush(runtime: &Weak<Inner>) {
     if let Some(inner) = runtime.upgrade() {
         inner.flush_on_exit();
+    }
+}
+
+impl Inner {
+    /// The page is being hidden or left: write everything queued at once. The engine writes one
+    /// batch at a time and starts the next from the previous one's completion, which may never
+    /// come once the page is gone; so every waiting op is also written right now, in one
+    /// transaction created in this event's task (IndexedDB commits it even as the page unloads,
+    /// and orders it after the batch already in flight). If the page lives on, the engine writes
+    /// the same values again later, which is harmless.
+    fn flush_on_exit(self: &Rc<Self>) {
+        let batches = self.engine.borrow().snapshot_waiting();
+        self.engine.borrow_mut().flush(clock::now());
+        self.drive();
+        if batches.is_empty() {
+            return;
+        }
+        let store = self.store.borrow().clone();
+        let weak = Rc::downgrade(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(error) = store.write_all(&batches).await {
+                if let Some(inner) = weak.upgrade() {
+                    inner.status.borrow_mut().last_error =
+                        Some(format!("saving on page exit failed: {error}"));
+                    inner.schedule_notify();
+                }
+            }
+        });
     }
 }

@@ -1,9 +1,11 @@
-//! [`PersistOptions`]: how the runtime is set up (database, storage, slice config).
+//! [`PersistOptions`]: how the runtime is set up (database, storage, collection settings).
 
 use std::fmt;
 use std::rc::Rc;
 
-use crate::config::{PersistConfig, CollectionConfig};
+use persist_engine::config::RetryPolicy;
+use persist_engine::{CollectionConfig, PersistConfig};
+
 use crate::local::{Durability, LocalStore, MigrationHook};
 
 /// Database name used when the app does not choose one.
@@ -13,11 +15,11 @@ pub const DEFAULT_DATABASE: &str = "yewdux-persist";
 ///
 /// ```
 /// use std::time::Duration;
-/// use yewdux_persist::{PersistOptions, CollectionConfig};
+/// use yewdux_persist::{CollectionConfig, PersistOptions};
 ///
 /// let options = PersistOptions::new("my-app")
-///     .slice("files", CollectionConfig { debounce: Duration::from_millis(500), ..CollectionConfig::default() })
-///     .slice("settings", CollectionConfig { sync_to_remote: false, ..CollectionConfig::default() });
+///     .collection("files", CollectionConfig::default().with_debounce(Duration::from_millis(500)))
+///     .collection("settings", CollectionConfig::default().local_only());
 /// ```
 #[derive(Clone)]
 pub struct PersistOptions {
@@ -56,9 +58,8 @@ impl Default for PersistOptions {
 }
 
 impl PersistOptions {
-    /// Options for the IndexedDB database `database`, with the seed's defaults (300 ms debounce,
-    /// batches of 10, 2 s max wait) and strict durability. Automatic sync stays off: the browser
-    /// runtime has no remote yet.
+    /// Options for the IndexedDB database `database`, with CodeForge's defaults (300 ms debounce,
+    /// batches of 10, 2 s max wait) and strict durability.
     pub fn new(database: impl Into<String>) -> Self {
         let mut config = PersistConfig::default();
         config.auto_sync.enabled = false;
@@ -95,21 +96,22 @@ impl PersistOptions {
         self
     }
 
-    /// Replaces the whole engine configuration.
-    pub fn config(mut self, config: PersistConfig) -> Self {
-        self.config = config;
+    /// Sets one collection's configuration.
+    pub fn collection(mut self, name: impl Into<String>, config: CollectionConfig) -> Self {
+        self.config.collections.insert(name.into(), config);
         self
     }
 
-    /// Sets one slice's (collection's) configuration.
-    pub fn slice(mut self, name: impl Into<String>, slice: CollectionConfig) -> Self {
-        self.config.collections.insert(name.into(), slice);
+    /// Sets the configuration of collections without their own
+    /// [`collection`](Self::collection) entry.
+    pub fn default_collection(mut self, config: CollectionConfig) -> Self {
+        self.config.default_collection = config;
         self
     }
 
-    /// Sets the configuration of collections without their own [`slice`](Self::slice).
-    pub fn default_collection(mut self, slice: CollectionConfig) -> Self {
-        self.config.default_collection = slice;
+    /// How failed local writes are retried (250 ms × 2ⁿ up to 30 s, ±20 % jitter by default).
+    pub fn write_retry(mut self, policy: RetryPolicy) -> Self {
+        self.config.write_retry = policy;
         self
     }
 
@@ -139,7 +141,7 @@ impl PersistOptions {
         self
     }
 
-    /// Seeds the engine's jitter (for reproducible tests); random by default.
+    /// Seeds the engine's retry jitter (for reproducible tests); random by default.
     pub fn rng_seed(mut self, seed: u64) -> Self {
         self.rng_seed = Some(seed);
         self

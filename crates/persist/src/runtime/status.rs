@@ -1,11 +1,12 @@
-//! [`PersistStatus`]: what the runtime is doing, for the app and the dashboard.
+//! [`PersistStatus`]: what the runtime is doing, for the app and the dashboard, and the
+//! [`ItemError`]s it lists.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::local::StorageKind;
-use crate::parts::ItemError;
 
 /// Most recent item errors kept in [`PersistStatus::item_errors`].
 pub(crate) const MAX_ITEM_ERRORS: usize = 50;
@@ -66,5 +67,22 @@ impl PersistStatus {
         self.item_errors.extend(errors);
         let excess = self.item_errors.len().saturating_sub(MAX_ITEM_ERRORS);
         self.item_errors.drain(..excess);
+    }
+}
+
+/// An item that could not be serialised, read back or saved. The stored data is left untouched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemError {
+    /// The item's collection.
+    pub collection: String,
+    /// The item's id.
+    pub id: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ItemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.collection, self.id, self.message)
     }
 }

@@ -1,17 +1,20 @@
-//! Tabs of the same app tell each other which items they committed, over a `BroadcastChannel`.
+//! Tabs of the same app tell each other which items they committed, over a `BroadcastChannel`,
+//! and apply what the others committed to their own stores.
 //!
 //! A message names items, not values: the receiving tab reads the current values from IndexedDB.
 //! Messages from different tabs may arrive in any order, but a read after a message always sees
 //! at least that commit, so every tab converges on what the database holds.
 
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
 
 use gloo_events::EventListener;
+use persist_engine::{ItemKey, WriteBatch};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 
-use super::Inner;
-use crate::engine::WriteBatch;
+use super::driver::Inner;
+use super::glue::Applier;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Committed {
@@ -21,27 +24,27 @@ struct Committed {
 }
 
 /// The channel and its message listener; both closed when dropped.
-pub(crate) struct TabChannel {
+pub(super) struct TabChannel {
     channel: web_sys::BroadcastChannel,
     _listener: EventListener,
 }
 
 impl TabChannel {
-    pub(crate) fn open(name: &str, runtime: Weak<Inner>) -> Option<Self> {
+    pub(super) fn open(name: &str, runtime: Weak<Inner>) -> Option<Self> {
         let channel = web_sys::BroadcastChannel::new(name).ok()?;
         let listener = EventListener::new(&channel, "message", move |event| {
             let Some(event) = event.dyn_ref::<web_sys::MessageEvent>() else { return };
             let Some(text) = event.data().as_string() else { return };
             let Ok(message) = serde_json::from_str::<Committed>(&text) else { return };
             let Some(inner) = runtime.upgrade() else { return };
-            if message.tab != inner.tab_id {
+            if message.tab != inner.node {
                 inner.apply_from_other_tab(message.collection, message.ids);
             }
         });
         Some(Self { channel, _listener: listener })
     }
 
-    pub(crate) fn announce(&self, tab: &str, batch: &WriteBatch) {
+    pub(super) fn announce(&self, tab: &str, batch: &WriteBatch) {
         let message = Committed {
             tab: tab.to_owned(),
             collection: batch.collection.to_string(),
@@ -57,5 +60,64 @@ impl TabChannel {
 impl Drop for TabChannel {
     fn drop(&mut self) {
         self.channel.close();
+    }
+}
+
+impl Inner {
+    /// Applies items another tab committed, skipping keys this tab is about to overwrite.
+    pub(super) fn apply_from_other_tab(self: &Rc<Self>, collection: String, ids: Vec<String>) {
+        if !self.appliers.borrow().contains_key(&collection) {
+            return;
+        }
+        let ids: Vec<String> = {
+            let engine = self.engine.borrow();
+            let name: Arc<str> = Arc::from(collection.as_str());
+            ids.into_iter()
+                .filter(|id| !engine.is_pending(&ItemKey::new(Arc::clone(&name), id.as_str())))
+                .collect()
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let weak: Weak<Inner> = Rc::downgrade(self);
+        let store = self.store.borrow().clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let values = store.load_items(&collection, &ids).await;
+            let Some(inner) = weak.upgrade() else { return };
+            let values = match values {
+                Ok(values) => values,
+                Err(error) => {
+                    inner.status.borrow_mut().last_error =
+                        Some(format!("reading changes from another tab failed: {error}"));
+                    inner.schedule_notify();
+                    return;
+                }
+            };
+            // A change queued while reading wins over what the other tab wrote.
+            let changes: Vec<(String, Option<String>)> = {
+                let engine = inner.engine.borrow();
+                let name: Arc<str> = Arc::from(collection.as_str());
+                ids.into_iter()
+                    .zip(values)
+                    .filter(|(id, _)| {
+                        !engine.is_pending(&ItemKey::new(Arc::clone(&name), id.as_str()))
+                    })
+                    .collect()
+            };
+            let appliers: Vec<Applier> = inner
+                .appliers
+                .borrow()
+                .get(&collection)
+                .map(|list| list.iter().filter_map(Weak::upgrade).collect())
+                .unwrap_or_default();
+            let mut errors = Vec::new();
+            for applier in appliers {
+                errors.extend(applier(&changes));
+            }
+            if !errors.is_empty() {
+                inner.status.borrow_mut().push_item_errors(errors);
+                inner.schedule_notify();
+            }
+        });
     }
 }

@@ -4,7 +4,8 @@ use std::rc::Rc;
 
 use wasm_bindgen_test::*;
 use yewdux::Context;
-use yewdux_persist::local::{LocalStore, MemoryStore};
+use yewdux_persist::error::KeyError;
+use yewdux_persist::local::{Change, LocalStore, MemoryStore};
 use yewdux_persist::{Collection, Error, Parts, Persist, PersistOptions};
 
 use crate::support::*;
@@ -46,15 +47,9 @@ async fn unreadable_saved_items_are_reported_and_kept() {
         let Session { cx, persistence, .. } =
             loaded::<Workspace>(PersistOptions::new(&database)).await;
         // A record of another shape (e.g. written by an older app version).
+        persistence.enqueue_raw("files", "old.rs", Change::put(r#"{"title":1}"#)).unwrap();
         persistence
-            .enqueue("files", "old.rs", yewdux_persist::engine::Change::put(r#"{"title":1}"#))
-            .unwrap();
-        persistence
-            .enqueue(
-                "files",
-                "ok.rs",
-                yewdux_persist::engine::Change::put(r#"{"name":"ok.rs","content":""}"#),
-            )
+            .enqueue_raw("files", "ok.rs", Change::put(r#"{"name":"ok.rs","content":""}"#))
             .unwrap();
         persistence.flush().await.expect("flush");
         yewdux_persist::shutdown(&cx);
@@ -89,19 +84,20 @@ async fn a_flush_during_loading_waits_for_the_changes_made_meanwhile() {
     assert!(store.snapshot("files").contains_key("early"), "{:?}", store.snapshot("files"));
 }
 
+/// A store whose collection names and item ids break the protocol's key rules.
 #[derive(Debug, Clone, PartialEq, Default)]
 struct Reserved {
     items: Collection<String>,
+    colon: Collection<String>,
     kept: Collection<String>,
 }
 
 impl Persist for Reserved {
     fn parts(parts: &mut Parts<Self>) {
-        parts.collection("__outbox", |s| &s.items, |s| &mut s.items).collection(
-            "kept",
-            |s| &s.kept,
-            |s| &mut s.kept,
-        );
+        parts
+            .collection("__outbox", |s| &s.items, |s| &mut s.items)
+            .collection("a:b", |s| &s.colon, |s| &mut s.colon)
+            .collection("kept", |s| &s.kept, |s| &mut s.kept);
     }
 }
 
@@ -115,7 +111,7 @@ impl yewdux::store::Store for Reserved {
 }
 
 #[wasm_bindgen_test]
-async fn reserved_collection_names_are_refused_with_a_clear_error() {
+async fn names_the_protocol_refuses_are_not_persisted_and_say_why() {
     let store = Rc::new(MemoryStore::new());
     let cx = Context::new();
     let persistence = start(
@@ -127,15 +123,27 @@ async fn reserved_collection_names_are_refused_with_a_clear_error() {
     persistence.ready().await;
     dispatch.reduce_mut(|s| {
         s.items.insert("x", "not persisted".into());
+        s.colon.insert("x", "not persisted".into());
         s.kept.insert("y", "persisted".into());
+        s.kept.insert("line\nbreak", "kept in memory only".into());
     });
     persistence.flush().await.expect("flush");
     assert!(store.snapshot("__outbox").is_empty());
-    assert_eq!(store.snapshot("kept").len(), 1);
-    let errors = persistence.status().collection_errors;
+    assert!(store.snapshot("a:b").is_empty());
+    assert_eq!(store.snapshot("kept").keys().collect::<Vec<_>>(), ["y"]);
+    let status = persistence.status();
+    let errors = &status.collection_errors;
     assert!(errors["__outbox"].contains("reserved"), "{errors:?}");
-    let refused = persistence.enqueue("__meta", "x", yewdux_persist::engine::Change::Delete);
-    assert!(matches!(refused, Err(Error::ReservedCollection(_))));
+    assert!(errors["a:b"].contains("must not contain ':'"), "{errors:?}");
+    let refused: Vec<String> = status.item_errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        refused,
+        ["kept:line\nbreak: not saved: id must not contain control characters"],
+        "the item stays in the app, with the reason"
+    );
+    assert_eq!(dispatch.get().kept.len(), 2);
+    let refused = persistence.enqueue_raw("__meta", "x", Change::Delete);
+    assert!(matches!(refused, Err(Error::InvalidKey(KeyError::ReservedCollection(_)))));
 }
 
 #[wasm_bindgen_test]

@@ -104,12 +104,12 @@ async fn configure_after_start_is_refused_and_slices_can_be_disabled() {
         PersistOptions::new(unique("slices")).local_store(Rc::clone(&store) as Rc<dyn LocalStore>),
     );
     assert!(matches!(
-        yewdux_persist::configure(&cx, PersistOptions::default()),
+        yewdux_persist::start(&cx, PersistOptions::default()),
         Err(Error::AlreadyStarted)
     ));
     let dispatch = open::<Workspace>(&cx);
     persistence.ready().await;
-    persistence.disable("files");
+    persistence.disable_collection("files");
     dispatch.reduce_mut(|w| {
         w.files.insert("ignored", file("ignored", ""));
         w.settings.theme = "kept".into();
@@ -117,14 +117,14 @@ async fn configure_after_start_is_refused_and_slices_can_be_disabled() {
     persistence.flush().await.expect("flush");
     assert!(store.snapshot("files").is_empty());
     assert_eq!(store.snapshot("settings").len(), 1);
-    persistence.enable("files");
+    persistence.enable_collection("files");
     dispatch.reduce_mut(|w| {
         w.files.insert("saved", file("saved", ""));
     });
     persistence.flush().await.expect("flush");
     assert_eq!(store.snapshot("files").keys().collect::<Vec<_>>(), ["saved"]);
     let patch = yewdux_persist::CollectionConfigPatch { batch_size: Some(0), ..Default::default() };
-    assert!(persistence.configure("files", patch).is_err(), "batch size 0 is refused");
+    assert!(persistence.configure_collection("files", patch).is_err(), "batch size 0 is refused");
 }
 
 /// The seed's global functions act on the runtime of yewdux's global context. The only test that
@@ -140,20 +140,20 @@ async fn the_seed_global_functions_drive_the_global_runtime() {
     let dispatch = open::<Workspace>(&cx);
     persistence.ready().await;
 
-    yewdux_persist::disable_persistence("settings").unwrap();
+    yewdux_persist::codeforge::disable_persistence("settings").unwrap();
     dispatch.reduce_mut(|w| {
         w.files.insert("g.rs", file("g.rs", "global"));
         w.settings.theme = "not saved".into();
     });
-    yewdux_persist::flush_persistence().await.expect("flush");
+    yewdux_persist::codeforge::flush_persistence().await.expect("flush");
     assert_eq!(store.snapshot("files").len(), 1, "flushed despite the 10 s debounce");
     assert!(store.snapshot("settings").is_empty());
-    yewdux_persist::enable_persistence("settings").unwrap();
+    yewdux_persist::codeforge::enable_persistence("settings").unwrap();
     let patch = yewdux_persist::CollectionConfigPatch { batch_size: Some(0), ..Default::default() };
-    assert!(yewdux_persist::configure_persistence("files", patch).is_err());
-    assert_eq!(yewdux_persist::get_sync_metrics().unwrap().successful_ops, 1);
-    yewdux_persist::reset_sync_metrics();
-    assert_eq!(yewdux_persist::get_sync_metrics().unwrap().total_ops, 0);
+    assert!(yewdux_persist::codeforge::configure_persistence("files", patch).is_err());
+    assert_eq!(yewdux_persist::codeforge::get_sync_metrics().unwrap().successful_ops, 1);
+    yewdux_persist::codeforge::reset_sync_metrics();
+    assert_eq!(yewdux_persist::codeforge::get_sync_metrics().unwrap().total_ops, 0);
     yewdux_persist::shutdown(&cx);
-    assert!(matches!(yewdux_persist::flush_persistence().await, Err(Error::NotStarted)));
+    assert!(matches!(yewdux_persist::codeforge::flush_persistence().await, Err(Error::NotStarted)));
 }

@@ -6,10 +6,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use yewdux::{Context, Dispatch};
-use yewdux_persist::local::{LocalStore, MemoryStore, StorageKind, StoreError};
-use yewdux_persist::{
-    Collection, Parts, Persist, PersistOptions, Persistence, RetryPolicy, CollectionConfig,
-};
+use yewdux_persist::config::RetryPolicy;
+use yewdux_persist::local::{LocalStore, MemoryStore, StorageKind, StoreError, WriteBatch};
+use yewdux_persist::{Collection, CollectionConfig, Parts, Persist, PersistOptions, Persistence};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct File {
@@ -85,7 +84,7 @@ pub(crate) fn unique(name: &str) -> String {
 }
 
 pub(crate) fn start(cx: &Context, options: PersistOptions) -> Persistence {
-    yewdux_persist::configure(cx, options).expect("configure")
+    yewdux_persist::start(cx, options).expect("start")
 }
 
 /// A dispatch of `S` whose store exists (yewdux creates stores lazily, on first use).
@@ -135,19 +134,12 @@ pub(crate) async fn stored(database: &str, collection: &str) -> Vec<(String, Str
 }
 
 pub(crate) fn fast_retry_options(store: Rc<MemoryStore>) -> PersistOptions {
-    let mut options = PersistOptions::new(unique("failing")).local_store(store);
-    options = options.config({
-        let mut config = yewdux_persist::PersistConfig::default();
-        config.auto_sync.enabled = false;
-        config.write_retry = RetryPolicy {
-            initial: Duration::from_millis(20),
-            multiplier: 2.0,
-            max: Duration::from_millis(100),
-            jitter: 0.0,
-        };
-        config
-    });
-    options
+    PersistOptions::new(unique("failing")).local_store(store).write_retry(RetryPolicy {
+        initial: Duration::from_millis(20),
+        multiplier: 2.0,
+        max: Duration::from_millis(100),
+        jitter: 0.0,
+    })
 }
 
 /// Faults a test store injects around a real store.
@@ -185,13 +177,13 @@ impl<S: LocalStore> LocalStore for Faulty<S> {
         }
         self.inner.prepare(collections)
     }
-    fn write_batch<'a>(&'a self, batch: &'a yewdux_persist::engine::WriteBatch) -> Fut<'a, ()> {
+    fn write_batch<'a>(&'a self, batch: &'a WriteBatch) -> Fut<'a, ()> {
         if self.faults.frozen_batches {
             return Box::pin(std::future::pending());
         }
         self.inner.write_batch(batch)
     }
-    fn write_all<'a>(&'a self, batches: &'a [yewdux_persist::engine::WriteBatch]) -> Fut<'a, ()> {
+    fn write_all<'a>(&'a self, batches: &'a [WriteBatch]) -> Fut<'a, ()> {
         self.inner.write_all(batches)
     }
     fn load_all<'a>(&'a self, collection: &'a str) -> Fut<'a, yewdux_persist::local::LoadedItems> {

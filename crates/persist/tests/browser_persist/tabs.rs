@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use wasm_bindgen_test::*;
 use yewdux::Context;
-use yewdux_persist::{PersistOptions, CollectionConfig};
+use yewdux_persist::{CollectionConfig, PersistOptions};
 
 use crate::support::*;
 

@@ -191,7 +191,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Collection<V> {
 
 /// One difference between two versions of a collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ItemDiff<'a, V> {
+pub(super) enum ItemDiff<'a, V> {
     /// The item is new or changed.
     Upsert(&'a str, &'a V),
     /// The item is gone.
@@ -200,7 +200,7 @@ pub(crate) enum ItemDiff<'a, V> {
 
 /// Differences from `old` to `new`, in id order. Nodes the two versions share are skipped, so
 /// the cost follows the number of changed items, not the size of the collection.
-pub(crate) fn diff<'a, V: PartialEq>(
+pub(super) fn diff<'a, V: PartialEq>(
     old: &'a Collection<V>,
     new: &'a Collection<V>,
     mut emit: impl FnMut(ItemDiff<'a, V>),

@@ -1,4 +1,5 @@
-//! A small single-threaded subscriber hub, used to tell the UI about new metrics and status.
+//! A small single-threaded subscriber hub, used to tell the UI about new metrics and status;
+//! [`Subscription`] is what a subscriber holds.
 //!
 //! Callbacks may subscribe, unsubscribe or notify again while being notified: the hub never
 //! holds a borrow while it calls out.
@@ -25,30 +26,13 @@ struct Hub<T> {
 ///
 /// Cloning gives another handle to the same list.
 ///
-/// ```
-/// use std::cell::Cell;
-/// use std::rc::Rc;
-/// use yewdux_persist::Subscribers;
-///
-/// let hub = Subscribers::<u32>::new();
-/// let seen = Rc::new(Cell::new(0));
-/// let sub = hub.subscribe({
-///     let seen = seen.clone();
-///     move |value| seen.set(*value)
-/// });
-/// hub.notify(&7);
-/// assert_eq!(seen.get(), 7);
-/// drop(sub); // unsubscribes
-/// hub.notify(&9);
-/// assert_eq!(seen.get(), 7);
-/// ```
-pub struct Subscribers<T> {
+pub(crate) struct Subscribers<T> {
     hub: Rc<RefCell<Hub<T>>>,
 }
 
 impl<T> Subscribers<T> {
     /// An empty list.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Subscribers { hub: Rc::new(RefCell::new(Hub { next_id: 0, entries: Vec::new() })) }
     }
 
@@ -56,7 +40,7 @@ impl<T> Subscribers<T> {
     /// [`Subscription`] is dropped. A callback added during a `notify` is first called by the
     /// next one.
     #[must_use = "dropping the Subscription unsubscribes at once; call detach() to keep it"]
-    pub fn subscribe(&self, callback: impl Fn(&T) + 'static) -> Subscription
+    pub(crate) fn subscribe(&self, callback: impl Fn(&T) + 'static) -> Subscription
     where
         T: 'static,
     {
@@ -73,7 +57,7 @@ impl<T> Subscribers<T> {
     }
 
     /// Calls every subscribed callback with `value`, in subscription order.
-    pub fn notify(&self, value: &T) {
+    pub(crate) fn notify(&self, value: &T) {
         let snapshot: Vec<Callback<T>> = self.hub.borrow().entries.clone();
         for entry in snapshot {
             if entry.active.get() {
@@ -83,12 +67,13 @@ impl<T> Subscribers<T> {
     }
 
     /// How many callbacks are subscribed.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.hub.borrow().entries.len()
     }
 
     /// Whether no callback is subscribed.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

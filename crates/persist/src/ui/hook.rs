@@ -2,10 +2,10 @@
 
 use std::rc::Rc;
 
+use persist_engine::MetricsSnapshot;
 use yew::prelude::*;
 
-use crate::engine::AutoSyncStatus;
-use crate::metrics::MetricsSnapshot;
+use crate::binding::persistence as runtime_of;
 use crate::runtime::{PersistStatus, Persistence};
 
 /// What [`use_persistence`] returns: a snapshot that re-renders the component when it changes,
@@ -16,9 +16,7 @@ pub struct UsePersistence {
     pub status: Rc<PersistStatus>,
     /// Totals, durations, history.
     pub metrics: Rc<MetricsSnapshot>,
-    /// Automatic sync: pending changes, next sync.
-    pub auto_sync: AutoSyncStatus,
-    /// The runtime, to flush, configure, enable or disable slices.
+    /// The runtime, to flush, configure, enable or disable collections.
     pub persistence: Persistence,
 }
 
@@ -79,7 +77,7 @@ fn use_yewdux_context() -> yewdux::Context {
 #[hook]
 pub fn use_persistence() -> UsePersistence {
     let cx = use_yewdux_context();
-    let persistence = use_memo(cx, crate::listener::persistence);
+    let persistence = use_memo(cx, runtime_of);
     let status = use_state({
         let persistence = persistence.clone();
         move || Rc::new(persistence.status())
@@ -88,8 +86,6 @@ pub fn use_persistence() -> UsePersistence {
         let persistence = persistence.clone();
         move || Rc::new(persistence.metrics())
     });
-    // Re-rendered on every status change, so the countdown to the next sync stays fresh enough.
-    let auto_sync = persistence.auto_sync_status();
     {
         let (status, metrics) = (status.setter(), metrics.setter());
         use_effect_with(persistence.clone(), move |persistence| {
@@ -103,7 +99,6 @@ pub fn use_persistence() -> UsePersistence {
     UsePersistence {
         status: (*status).clone(),
         metrics: (*metrics).clone(),
-        auto_sync,
         persistence: (*persistence).clone(),
     }
 }
@@ -113,7 +108,7 @@ pub fn use_persistence() -> UsePersistence {
 #[hook]
 pub fn use_persistence_ready() -> bool {
     let cx = use_yewdux_context();
-    let persistence = use_memo(cx, crate::listener::persistence);
+    let persistence = use_memo(cx, runtime_of);
     let ready = use_state_eq({
         let persistence = persistence.clone();
         move || persistence.status().ready

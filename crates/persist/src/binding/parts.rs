@@ -1,17 +1,19 @@
-//! How a yewdux store says which parts of it are persisted: the [`Persist`] trait and [`Parts`].
+//! How a yewdux store says which parts of it are persisted: the [`Persist`] trait and [`Parts`]
+//! (keyed collections and singleton values), and the type-erased [`Part`] the listener and the
+//! loader work with.
 
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 
+use persist_engine::{Change, ItemKey};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use yewdux::store::Store;
 
-use crate::collection::{diff, Collection, ItemDiff};
-use std::sync::Arc;
-
-use crate::engine::{Change, ItemKey};
+use super::collection::{diff, Collection, ItemDiff};
 use crate::local::StoredItem;
+use crate::runtime::ItemError;
 
 /// The id under which a [`Parts::singleton`] value is stored in its collection.
 pub const SINGLETON_ID: &str = "value";
@@ -56,7 +58,7 @@ pub trait Persist: Store + Clone {
 }
 
 /// The parts `S` lists.
-pub(crate) fn parts_of<S: Persist>() -> Parts<S> {
+pub(super) fn parts_of<S: Persist>() -> Parts<S> {
     let mut parts = Parts::new();
     S::parts(&mut parts);
     parts
@@ -65,7 +67,7 @@ pub(crate) fn parts_of<S: Persist>() -> Parts<S> {
 /// The persisted parts of a store `S`: keyed collections and singleton values, each stored in its
 /// own collection (IndexedDB object store).
 pub struct Parts<S> {
-    pub(crate) list: Vec<Rc<dyn Part<S>>>,
+    pub(super) list: Vec<Rc<dyn Part<S>>>,
 }
 
 impl<S: 'static> fmt::Debug for Parts<S> {
@@ -75,7 +77,7 @@ impl<S: 'static> fmt::Debug for Parts<S> {
 }
 
 impl<S: 'static> Parts<S> {
-    pub(crate) fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self { list: Vec::new() }
     }
 
@@ -113,39 +115,22 @@ impl<S: 'static> Parts<S> {
     }
 }
 
-/// An item that could not be serialised or read back. The stored data is left untouched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ItemError {
-    /// The item's collection.
-    pub collection: String,
-    /// The item's id.
-    pub id: String,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ItemError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.collection, self.id, self.message)
-    }
-}
-
 /// What the listener gets from a part: changes to enqueue, or errors.
-pub(crate) enum PartChange<'a> {
+pub(super) enum PartChange<'a> {
     Change { id: &'a str, change: Change },
     Error(ItemError),
 }
 
 /// Item changes ready to enqueue, and the items that could not be serialised.
 #[derive(Default)]
-pub(crate) struct Collected {
-    pub(crate) changes: Vec<(ItemKey, Change)>,
-    pub(crate) errors: Vec<ItemError>,
+pub(super) struct Collected {
+    pub(super) changes: Vec<(ItemKey, Change)>,
+    pub(super) errors: Vec<ItemError>,
 }
 
 impl Collected {
     /// A sink for the changes of `part`'s collection (pass it to `diff` or `snapshot`).
-    pub(crate) fn sink<'s, 'a, S: 'static>(
+    pub(super) fn sink<'s, 'a, S: 'static>(
         &'s mut self,
         part: &dyn Part<S>,
     ) -> impl FnMut(PartChange<'a>) + 's {
@@ -160,7 +145,7 @@ impl Collected {
 }
 
 /// One persisted part of a store, type-erased.
-pub(crate) trait Part<S>: 'static {
+pub(super) trait Part<S>: 'static {
     fn collection(&self) -> &str;
     /// `true` for a keyed collection (which is saved whole on first run).
     fn is_collection(&self) -> bool;

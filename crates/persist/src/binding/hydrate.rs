@@ -1,15 +1,16 @@
-//! Loading a persisted store's saved data (hydration).
+//! Loading a persisted store's saved data (hydration): read every collection, apply it in one
+//! store update, replay the changes made meanwhile, save the first run's items.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
+use persist_engine::{Change, ItemKey};
 use yewdux::{Context, Dispatch};
 
-use crate::engine::{Change, ItemKey};
-use crate::listener::Shared;
+use super::parts::{Collected, PartChange, Persist};
+use super::shared::Shared;
 use crate::local::{LoadedItems, StoreError};
-use crate::parts::{Collected, ItemError, PartChange, Persist};
-use crate::runtime::Persistence;
+use crate::runtime::{ItemError, Persistence};
 
 /// Delays before the retries of a failed load (transient IndexedDB errors happen, e.g. while
 /// another tab upgrades the database).
@@ -45,7 +46,7 @@ struct Loaded {
     marked: bool,
 }
 
-pub(crate) async fn hydrate<S: Persist>(
+pub(super) async fn hydrate<S: Persist>(
     cx: Context,
     persistence: Persistence,
     shared: Rc<Shared<S>>,
@@ -145,9 +146,7 @@ pub(crate) async fn hydrate<S: Persist>(
     for part in &first_runs {
         part.snapshot(&state, &mut collected.sink(&**part));
     }
-    if !collected.changes.is_empty() {
-        persistence.enqueue_many(collected.changes);
-    }
+    persistence.enqueue_changes(collected.changes);
     persistence.report_item_errors(collected.errors);
     for (collection, ids) in shared.missed.take() {
         persistence.reread_from_storage(collection, ids);

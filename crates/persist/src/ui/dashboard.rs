@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use yew::prelude::*;
 
-use crate::hooks::use_persistence;
+use persist_engine::{OperationKind, OperationRecord};
+
+use super::hook::use_persistence;
 use crate::local::StorageKind;
-use crate::metrics::{OperationKind, OperationRecord};
 
 /// The dashboard's stylesheet (class names start with `yp-`). It is included by the component.
 /// Colours come from CSS variables with light defaults (`--yp-bg`, `--yp-fg`, `--yp-muted`,
@@ -187,12 +188,6 @@ pub fn PersistenceDashboard(props: &DashboardProps) -> Html {
                 { stat("p95", format_duration(metrics.p95_duration)) }
                 { stat("written", format_bytes(metrics.bytes_written)) }
             </div>
-            if state.auto_sync.enabled {
-                <div class="yp-row">
-                    { stat("to sync", state.auto_sync.pending_changes.to_string()) }
-                    { stat("next sync", state.auto_sync.next_sync_in.map(format_duration).unwrap_or_else(|| "—".into())) }
-                </div>
-            }
             <div class="yp-history" title="last 100 operations">
                 { for metrics.history.iter().map(|record| history_bar(record, longest)) }
             </div>
