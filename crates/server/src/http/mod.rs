@@ -1,7 +1,10 @@
-//! The HTTP layer: routes, shared state, middleware.
+//! The HTTP layer: the router, the state every handler shares ([`AppState`]), middleware. The
+//! handlers and extractors live in the child modules; the server's bootstrap (`crate::start`)
+//! builds the state and calls [`router`].
 
 mod dev;
 mod events;
+mod extract;
 mod health;
 mod json;
 mod limits;
@@ -26,8 +29,9 @@ use tower_http::trace::TraceLayer;
 pub(crate) use dev::ensure_dev_token;
 pub(crate) use limits::RateLimiter;
 
-use crate::auth::TokenCache;
+use crate::auth::{self, TokenCache};
 use crate::config::ServerConfig;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::storage::{EventHub, Storage};
 
@@ -63,6 +67,11 @@ impl Deref for AppState {
 }
 
 impl AppState {
+    /// The user of a bearer token (cached), or 401.
+    pub(crate) async fn user_for_token(&self, token: &str) -> Result<String, ApiError> {
+        auth::user_for_token(&self.tokens, &*self.storage, token).await
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         storage: Arc<dyn Storage>,

@@ -14,10 +14,10 @@ use axum::Json;
 use persist_protocol::{flat_key, split_flat_key, validate_item_key, ErrorCode};
 use serde_json::{json, Map, Value};
 
+use super::extract::SeedUser;
 use super::json::{parse, BodyBytes};
 use super::sync::{unexpected, upsert_row, write_upserts};
 use super::AppState;
-use crate::auth::SeedUser;
 use crate::error::ApiError;
 use crate::storage::{Applied, Mutation};
 
