@@ -35,8 +35,9 @@ mod metrics;
 mod server;
 mod storage;
 
+pub use auth::admin::{create_token, list_tokens, revoke_tokens};
 pub use config::cli;
 pub use config::{DatabaseConfig, Limits, ServerConfig};
 pub use error::ServerError;
-pub use server::{create_token, list_tokens, revoke_tokens, start, RunningServer, ShutdownHandle};
+pub use server::{start, RunningServer, ShutdownHandle};
 pub use storage::{StorageError, TokenInfo};

@@ -4,6 +4,7 @@
 //! Nothing here knows about the router's state: the axum extractors that use these functions live
 //! in `http::extract`, so `http` depends on `auth` and never the other way round.
 
+pub(crate) mod admin;
 pub(crate) mod token;
 
 use std::collections::HashMap;

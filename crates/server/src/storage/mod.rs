@@ -21,7 +21,7 @@ use persist_protocol::{
 pub(crate) use apply::{decide, Decision, StoredRow};
 pub(crate) use events::{EventHub, NamespaceEvent};
 
-use crate::config::DatabaseConfig;
+use crate::config::{DatabaseConfig, ServerConfig};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +187,17 @@ pub(crate) struct StorageOptions {
     pub(crate) op_retention: Duration,
     pub(crate) postgres_pool_size: usize,
     pub(crate) sqlite_readers: usize,
+}
+
+impl StorageOptions {
+    /// The storage part of a server's configuration.
+    pub(crate) fn from_config(config: &ServerConfig) -> Self {
+        Self {
+            op_retention: config.op_retention,
+            postgres_pool_size: config.postgres_pool_size,
+            sqlite_readers: config.sqlite_readers,
+        }
+    }
 }
 
 /// Opens (and migrates) the configured database.
