@@ -36,8 +36,7 @@ mod server;
 mod storage;
 
 pub use auth::admin::{create_token, list_tokens, revoke_tokens};
-pub use config::cli;
 pub use config::{DatabaseConfig, Limits, ServerConfig};
 pub use error::ServerError;
-pub use server::{start, RunningServer, ShutdownHandle};
+pub use server::{start, start_on, RunningServer, ShutdownHandle};
 pub use storage::{StorageError, TokenInfo};

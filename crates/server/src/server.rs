@@ -181,8 +181,24 @@ pub async fn start(
     Ok(RunningServer { addr, shutdown: ShutdownHandle(shutdown_tx), state, dev_token, task })
 }
 
+/// Binds `addr` and serves on it: [`start`] on a listener of its own. A configuration that may not
+/// run on `addr` (`dev` on a non-loopback address) is refused before anything is bound. The
+/// binary's way in; tests bind port 0 themselves and call [`start`].
+///
+/// # Errors
+/// - [`ServerError::Io`]: `addr` cannot be bound;
+/// - the errors of [`start`].
+pub async fn start_on(
+    addr: SocketAddr,
+    config: ServerConfig,
+) -> Result<RunningServer, ServerError> {
+    check_dev_address(config.dev, addr)?;
+    let listener = TcpListener::bind(addr).await?;
+    start(listener, config).await
+}
+
 /// `--dev` hands a token to anyone who asks: only on loopback.
-pub(crate) fn check_dev_address(dev: bool, addr: SocketAddr) -> Result<(), ServerError> {
+fn check_dev_address(dev: bool, addr: SocketAddr) -> Result<(), ServerError> {
     if dev && !addr.ip().is_loopback() {
         return Err(ServerError::Config(format!(
             "--dev serves a token without authentication and needs a loopback address, not {addr}"

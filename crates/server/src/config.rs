@@ -1,7 +1,5 @@
-//! Server configuration, built from the command line ([`crate::cli`]) or in code (tests, other
-//! crates' end-to-end tests).
-
-pub mod cli;
+//! Server configuration, built in code (tests, other crates' end-to-end tests) or by the
+//! binary from its command line.
 
 use std::path::PathBuf;
 use std::time::Duration;
