@@ -1,4 +1,5 @@
-//! Read queries of the SQLite backend (run on read connections).
+//! Read queries of the SQLite backend: run on the read connections, and by the writer thread for
+//! what a mutation must look at first (the namespace head, an item's current row).
 
 use std::collections::BTreeMap;
 
@@ -6,12 +7,13 @@ use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResp
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::storage::{
-    record_from_row, revision_from_db, revision_to_db, StorageError, TokenInfo, TOKEN_ID_LEN,
+    record_from_row, revision_from_db, revision_to_db, StorageError, StoredRow, TokenInfo,
+    TOKEN_ID_LEN,
 };
 
 const RECORD_COLUMNS: &str = "collection, id, value, revision, deleted, updated_at, hlc";
 
-fn record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
+fn raw_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
     Ok(RawRecord {
         collection: row.get(0)?,
         id: row.get(1)?,
@@ -70,7 +72,7 @@ pub(super) fn pull(
                 "SELECT {RECORD_COLUMNS} FROM records WHERE ns = ?1 AND revision > ?2 \
                  ORDER BY revision LIMIT ?3"
             ))?
-            .query_map(params![ns, revision_to_db(since), i64::from(limit) + 1], record)?
+            .query_map(params![ns, revision_to_db(since), i64::from(limit) + 1], raw_record)?
             .map(|raw| raw.map_err(StorageError::from).and_then(RawRecord::into_record))
             .collect::<Result<Vec<_>, _>>()?;
         let has_more = records.len() > limit as usize;
@@ -91,7 +93,7 @@ pub(super) fn export(conn: &Connection, ns: &str) -> Result<ExportResponse, Stor
                 "SELECT {RECORD_COLUMNS} FROM records WHERE ns = ?1 AND deleted = 0 \
                  ORDER BY collection, id"
             ))?
-            .query_map(params![ns], record)?
+            .query_map(params![ns], raw_record)?
             .map(|raw| raw.map_err(StorageError::from).and_then(RawRecord::into_record))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ExportResponse { revision, records })
@@ -155,4 +157,62 @@ pub(super) fn user_for_token(
         .prepare_cached("SELECT user FROM tokens WHERE hash = ?1")?
         .query_row(params![hash], |row| row.get(0))
         .optional()?)
+}
+
+/// The current row of an item, as the push rule needs it.
+pub(super) fn stored_row(
+    conn: &Connection,
+    ns: &str,
+    collection: &str,
+    id: &str,
+) -> Result<Option<StoredRow>, StorageError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT revision, deleted, value FROM records \
+             WHERE ns = ?1 AND collection = ?2 AND id = ?3",
+        )?
+        .query_row(params![ns, collection, id], |row| {
+            Ok(StoredRow {
+                revision: revision_from_db(row.get(0)?),
+                deleted: row.get(1)?,
+                value_json: row.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// One full record (live or tombstone).
+pub(super) fn record(
+    conn: &Connection,
+    ns: &str,
+    collection: &str,
+    id: &str,
+) -> Result<Option<Record>, StorageError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT value, revision, deleted, updated_at, hlc FROM records \
+             WHERE ns = ?1 AND collection = ?2 AND id = ?3",
+        )?
+        .query_row(params![ns, collection, id], |row| {
+            Ok((
+                row.get::<_, Option<String>>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, bool>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(value, revision, deleted, updated_at, hlc)| {
+        record_from_row(
+            collection.to_owned(),
+            id.to_owned(),
+            value.as_deref(),
+            revision,
+            deleted,
+            updated_at,
+            hlc.as_deref(),
+        )
+    })
+    .transpose()
 }
