@@ -5,9 +5,9 @@
 //! (one row per item, tombstones included, indexed by revision for pulls), `ops` (op id → first
 //! answer, for idempotent retries) and `tokens` (SHA-256 hashes of bearer tokens).
 
-mod apply;
 mod events;
 mod postgres;
+mod push;
 mod sqlite;
 
 use std::sync::Arc;
@@ -18,8 +18,8 @@ use persist_protocol::{
     ExportResponse, Hlc, PullResponse, PushOutcome, Record, Revision, StatsResponse,
 };
 
-pub(crate) use apply::{decide, Decision, StoredRow};
 pub(crate) use events::{EventHub, NamespaceEvent};
+pub(crate) use push::{plan_push, CurrentRow};
 
 use crate::config::{DatabaseConfig, ServerConfig};
 
@@ -226,7 +226,7 @@ pub(crate) fn record_from_row(
     collection: String,
     id: String,
     value_json: Option<&str>,
-    revision: i64,
+    revision: Revision,
     deleted: bool,
     updated_at: i64,
     hlc_json: Option<&str>,
@@ -240,15 +240,7 @@ pub(crate) fn record_from_row(
         Some(text) => serde_json::from_str(text).ok(),
         None => None,
     };
-    Ok(Record {
-        collection,
-        id,
-        value,
-        revision: revision_from_db(revision),
-        deleted,
-        updated_at,
-        hlc,
-    })
+    Ok(Record { collection, id, value, revision, deleted, updated_at, hlc })
 }
 
 /// Revisions are `BIGINT`/`INTEGER` (signed) in both databases and never negative.

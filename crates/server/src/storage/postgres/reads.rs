@@ -10,7 +10,7 @@ use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResp
 use tokio_postgres::Row;
 
 use crate::storage::{
-    record_from_row, revision_from_db, revision_to_db, StorageError, StoredRow, TokenInfo,
+    record_from_row, revision_from_db, revision_to_db, CurrentRow, StorageError, TokenInfo,
     TOKEN_ID_LEN,
 };
 
@@ -21,7 +21,7 @@ fn record_of(row: &Row) -> Result<Record, StorageError> {
         row.get(0),
         row.get(1),
         row.get::<_, Option<&str>>(2),
-        row.get(3),
+        revision_from_db(row.get(3)),
         row.get(4),
         row.get(5),
         row.get::<_, Option<&str>>(6),
@@ -109,23 +109,25 @@ pub(super) async fn stats(
     Ok(StatsResponse { total_keys, total_size_bytes, revision, collections })
 }
 
-/// The current row of an item, as the push rule needs it.
-pub(super) async fn stored_row(
+/// The current row of an item, all a push needs (the rule and a conflict answer) in one query.
+pub(super) async fn current_row(
     client: &impl GenericClient,
     ns: &str,
     collection: &str,
     id: &str,
-) -> Result<Option<StoredRow>, StorageError> {
+) -> Result<Option<CurrentRow>, StorageError> {
     let statement = client
         .prepare_cached(
-            "SELECT revision, deleted, value FROM records \
+            "SELECT value, revision, deleted, updated_at, hlc FROM records \
              WHERE ns = $1 AND collection = $2 AND id = $3",
         )
         .await?;
-    Ok(client.query_opt(&statement, &[&ns, &collection, &id]).await?.map(|row| StoredRow {
-        revision: revision_from_db(row.get(0)),
-        deleted: row.get(1),
-        value_json: row.get(2),
+    Ok(client.query_opt(&statement, &[&ns, &collection, &id]).await?.map(|row| CurrentRow {
+        value_json: row.get(0),
+        revision: revision_from_db(row.get(1)),
+        deleted: row.get(2),
+        updated_at: row.get(3),
+        hlc_json: row.get(4),
     }))
 }
 
@@ -136,25 +138,21 @@ pub(super) async fn record(
     collection: &str,
     id: &str,
 ) -> Result<Option<Record>, StorageError> {
-    let statement = client
-        .prepare_cached(
-            "SELECT value, revision, deleted, updated_at, hlc FROM records \
-             WHERE ns = $1 AND collection = $2 AND id = $3",
-        )
-        .await?;
-    let row = client.query_opt(&statement, &[&ns, &collection, &id]).await?;
-    row.map(|row| {
-        record_from_row(
-            collection.to_owned(),
-            id.to_owned(),
-            row.get::<_, Option<&str>>(0),
-            row.get(1),
-            row.get(2),
-            row.get(3),
-            row.get::<_, Option<&str>>(4),
-        )
-    })
-    .transpose()
+    current_row(client, ns, collection, id)
+        .await?
+        .map(|row| row.into_record(collection.to_owned(), id.to_owned()))
+        .transpose()
+}
+
+/// The answer stored under an op id by an earlier push (JSON), if any.
+pub(super) async fn remembered_outcome(
+    client: &impl GenericClient,
+    ns: &str,
+    op_id: &str,
+) -> Result<Option<String>, StorageError> {
+    let statement =
+        client.prepare_cached("SELECT result FROM ops WHERE ns = $1 AND op_id = $2").await?;
+    Ok(client.query_opt(&statement, &[&ns, &op_id]).await?.map(|row| row.get(0)))
 }
 
 pub(super) async fn user_for_token(

@@ -9,7 +9,7 @@ use persist_protocol::{PushOutcome, Revision};
 
 use super::{listen, reads};
 use crate::storage::{
-    decide, now_ms, revision_from_db, revision_to_db, Applied, Decision, Mutation, StorageError,
+    now_ms, plan_push, revision_from_db, revision_to_db, Applied, Mutation, StorageError,
     UpsertRow, WriteOp, WriteOutcome, TOKEN_ID_LEN,
 };
 
@@ -33,7 +33,7 @@ pub(super) async fn apply(
         Mutation::Upsert(rows) => Applied::Upsert(upserts(tx, ns, &rows, &mut head, now).await?),
         Mutation::Delete { collection, id } => {
             let live =
-                reads::stored_row(tx, ns, &collection, &id).await?.is_some_and(|row| !row.deleted);
+                reads::current_row(tx, ns, &collection, &id).await?.is_some_and(|row| !row.deleted);
             if live {
                 head += 1;
                 write_row(tx, ns, &collection, &id, None, head, now, None).await?;
@@ -66,6 +66,7 @@ pub(super) async fn apply(
     Ok(WriteOutcome { applied, head })
 }
 
+/// Each op: read what the plan needs, plan (pure), then write the row and remember the answer.
 async fn push(
     tx: &Transaction<'_>,
     ns: &str,
@@ -73,39 +74,26 @@ async fn push(
     head: &mut Revision,
     now: i64,
 ) -> Result<Vec<PushOutcome>, StorageError> {
-    let remembered =
-        tx.prepare_cached("SELECT result FROM ops WHERE ns = $1 AND op_id = $2").await?;
     let remember = tx
         .prepare_cached("INSERT INTO ops (ns, op_id, result, created_at) VALUES ($1, $2, $3, $4)")
         .await?;
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
-        if let Some(row) = tx.query_opt(&remembered, &[&ns, &op.op_id]).await? {
-            let text: String = row.get(0);
-            let outcome = serde_json::from_str(&text)
-                .map_err(|e| StorageError::Corrupt(format!("op {}: {e}", op.op_id)))?;
-            outcomes.push(outcome);
-            continue;
-        }
-        let current = reads::stored_row(tx, ns, &op.collection, &op.id).await?;
-        let outcome = match decide(op, current.as_ref()) {
-            Decision::Write => {
-                *head += 1;
-                let value = (!op.delete).then_some(op.value_json.as_str());
-                let hlc = op.hlc.as_ref().and_then(|h| serde_json::to_string(h).ok());
-                write_row(tx, ns, &op.collection, &op.id, value, *head, now, hlc.as_deref())
-                    .await?;
-                PushOutcome::Applied { revision: *head }
-            }
-            Decision::AlreadyThere(revision) => PushOutcome::Applied { revision },
-            Decision::Conflict => PushOutcome::Conflict {
-                current: reads::record(tx, ns, &op.collection, &op.id).await?,
-            },
+        let remembered = reads::remembered_outcome(tx, ns, &op.op_id).await?;
+        let current = match remembered {
+            Some(_) => None,
+            None => reads::current_row(tx, ns, &op.collection, &op.id).await?,
         };
-        let stored = serde_json::to_string(&outcome)
-            .map_err(|e| StorageError::Database(format!("encode outcome: {e}")))?;
-        tx.execute(&remember, &[&ns, &op.op_id, &stored, &now]).await?;
-        outcomes.push(outcome);
+        let plan = plan_push(op, remembered.as_deref(), current, *head)?;
+        if let Some(write) = &plan.write {
+            let (value, hlc) = (write.value_json, write.hlc_json.as_deref());
+            write_row(tx, ns, &op.collection, &op.id, value, write.revision, now, hlc).await?;
+            *head = write.revision;
+        }
+        if let Some(stored) = &plan.remember {
+            tx.execute(&remember, &[&ns, &op.op_id, stored, &now]).await?;
+        }
+        outcomes.push(plan.outcome);
     }
     Ok(outcomes)
 }

@@ -7,7 +7,7 @@ use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResp
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::storage::{
-    record_from_row, revision_from_db, revision_to_db, StorageError, StoredRow, TokenInfo,
+    record_from_row, revision_from_db, revision_to_db, CurrentRow, StorageError, TokenInfo,
     TOKEN_ID_LEN,
 };
 
@@ -41,7 +41,7 @@ impl RawRecord {
             self.collection,
             self.id,
             self.value.as_deref(),
-            self.revision,
+            revision_from_db(self.revision),
             self.deleted,
             self.updated_at,
             self.hlc.as_deref(),
@@ -159,23 +159,25 @@ pub(super) fn user_for_token(
         .optional()?)
 }
 
-/// The current row of an item, as the push rule needs it.
-pub(super) fn stored_row(
+/// The current row of an item, all a push needs (the rule and a conflict answer) in one query.
+pub(super) fn current_row(
     conn: &Connection,
     ns: &str,
     collection: &str,
     id: &str,
-) -> Result<Option<StoredRow>, StorageError> {
+) -> Result<Option<CurrentRow>, StorageError> {
     Ok(conn
         .prepare_cached(
-            "SELECT revision, deleted, value FROM records \
+            "SELECT value, revision, deleted, updated_at, hlc FROM records \
              WHERE ns = ?1 AND collection = ?2 AND id = ?3",
         )?
         .query_row(params![ns, collection, id], |row| {
-            Ok(StoredRow {
-                revision: revision_from_db(row.get(0)?),
-                deleted: row.get(1)?,
-                value_json: row.get(2)?,
+            Ok(CurrentRow {
+                value_json: row.get(0)?,
+                revision: revision_from_db(row.get(1)?),
+                deleted: row.get(2)?,
+                updated_at: row.get(3)?,
+                hlc_json: row.get(4)?,
             })
         })
         .optional()?)
@@ -188,31 +190,19 @@ pub(super) fn record(
     collection: &str,
     id: &str,
 ) -> Result<Option<Record>, StorageError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT value, revision, deleted, updated_at, hlc FROM records \
-             WHERE ns = ?1 AND collection = ?2 AND id = ?3",
-        )?
-        .query_row(params![ns, collection, id], |row| {
-            Ok((
-                row.get::<_, Option<String>>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, bool>(2)?,
-                row.get::<_, i64>(3)?,
-                row.get::<_, Option<String>>(4)?,
-            ))
-        })
-        .optional()?;
-    row.map(|(value, revision, deleted, updated_at, hlc)| {
-        record_from_row(
-            collection.to_owned(),
-            id.to_owned(),
-            value.as_deref(),
-            revision,
-            deleted,
-            updated_at,
-            hlc.as_deref(),
-        )
-    })
-    .transpose()
+    current_row(conn, ns, collection, id)?
+        .map(|row| row.into_record(collection.to_owned(), id.to_owned()))
+        .transpose()
+}
+
+/// The answer stored under an op id by an earlier push (JSON), if any.
+pub(super) fn remembered_outcome(
+    conn: &Connection,
+    ns: &str,
+    op_id: &str,
+) -> Result<Option<String>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT result FROM ops WHERE ns = ?1 AND op_id = ?2")?
+        .query_row(params![ns, op_id], |row| row.get(0))
+        .optional()?)
 }

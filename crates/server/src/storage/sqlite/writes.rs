@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use persist_protocol::{PushOutcome, Revision};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::reads;
 use crate::storage::{
-    decide, now_ms, revision_to_db, Applied, Decision, Mutation, StorageError, UpsertRow, WriteOp,
+    now_ms, plan_push, revision_to_db, Applied, Mutation, StorageError, UpsertRow, WriteOp,
     WriteOutcome, TOKEN_ID_LEN,
 };
 
@@ -40,7 +40,7 @@ pub(super) fn apply(
         Mutation::Upsert(rows) => Applied::Upsert(apply_upserts(conn, ns, &rows, &mut head, now)?),
         Mutation::Delete { collection, id } => {
             let live =
-                reads::stored_row(conn, ns, &collection, &id)?.is_some_and(|row| !row.deleted);
+                reads::current_row(conn, ns, &collection, &id)?.is_some_and(|row| !row.deleted);
             if live {
                 head += 1;
                 write_row(conn, ns, &collection, &id, None, head, now, None)?;
@@ -72,6 +72,7 @@ pub(super) fn apply(
     Ok(WriteOutcome { applied, head })
 }
 
+/// Each op: read what the plan needs, plan (pure), then write the row and remember the answer.
 fn apply_push(
     conn: &Connection,
     ns: &str,
@@ -81,37 +82,24 @@ fn apply_push(
 ) -> Result<Vec<PushOutcome>, StorageError> {
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
-        let remembered: Option<String> = conn
-            .prepare_cached("SELECT result FROM ops WHERE ns = ?1 AND op_id = ?2")?
-            .query_row(params![ns, op.op_id], |row| row.get(0))
-            .optional()?;
-        if let Some(text) = remembered {
-            let outcome = serde_json::from_str(&text)
-                .map_err(|e| StorageError::Corrupt(format!("op {}: {e}", op.op_id)))?;
-            outcomes.push(outcome);
-            continue;
-        }
-        let current = reads::stored_row(conn, ns, &op.collection, &op.id)?;
-        let outcome = match decide(op, current.as_ref()) {
-            Decision::Write => {
-                *head += 1;
-                let value = (!op.delete).then_some(op.value_json.as_str());
-                let hlc = op.hlc.as_ref().and_then(|h| serde_json::to_string(h).ok());
-                write_row(conn, ns, &op.collection, &op.id, value, *head, now, hlc.as_deref())?;
-                PushOutcome::Applied { revision: *head }
-            }
-            Decision::AlreadyThere(revision) => PushOutcome::Applied { revision },
-            Decision::Conflict => {
-                PushOutcome::Conflict { current: reads::record(conn, ns, &op.collection, &op.id)? }
-            }
+        let remembered = reads::remembered_outcome(conn, ns, &op.op_id)?;
+        let current = match remembered {
+            Some(_) => None,
+            None => reads::current_row(conn, ns, &op.collection, &op.id)?,
         };
-        let stored = serde_json::to_string(&outcome)
-            .map_err(|e| StorageError::Database(format!("encode outcome: {e}")))?;
-        conn.prepare_cached(
-            "INSERT INTO ops (ns, op_id, result, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![ns, op.op_id, stored, now])?;
-        outcomes.push(outcome);
+        let plan = plan_push(op, remembered.as_deref(), current, *head)?;
+        if let Some(write) = &plan.write {
+            let (value, hlc) = (write.value_json, write.hlc_json.as_deref());
+            write_row(conn, ns, &op.collection, &op.id, value, write.revision, now, hlc)?;
+            *head = write.revision;
+        }
+        if let Some(stored) = &plan.remember {
+            conn.prepare_cached(
+                "INSERT INTO ops (ns, op_id, result, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![ns, op.op_id, stored, now])?;
+        }
+        outcomes.push(plan.outcome);
     }
     Ok(outcomes)
 }
