@@ -2,15 +2,17 @@
 //! create|list|revoke`. Every flag also reads an environment variable (shown in `--help`). Part
 //! of the binary only: the library takes a [`ServerConfig`], however it was made.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use persist_server::{DatabaseConfig, Limits, ServerConfig, TokenInfo};
 
-/// The yewdux-persist sync server: the sync protocol at /v1/*, the seed's key-value API at
+/// The yewdux-persist sync server: the sync protocol at /v1/*, CodeForge's key-value API at
 /// /api/storage/*, health at /health, Prometheus metrics at /metrics, and the built app.
 #[derive(Debug, Parser)]
 #[command(name = "persist-server", version, args_conflicts_with_subcommands = true)]
@@ -21,6 +23,28 @@ pub(crate) struct Cli {
     /// Flags of `serve` (also accepted without the subcommand).
     #[command(flatten)]
     pub(crate) serve: ServeArgs,
+}
+
+/// The environment variable `PERSIST_CODEFORGE_ANONYMOUS_USER` had before CodeForge was called by
+/// its name; still read when the new one is unset, so existing deployments keep working.
+pub(crate) const OLD_ANONYMOUS_USER_ENV: &str = "PERSIST_LEGACY_ANONYMOUS_USER";
+
+impl Cli {
+    /// Parses the process's arguments and environment; exits with clap's message when they are
+    /// wrong (as [`Parser::parse`] does).
+    pub(crate) fn from_process() -> Cli {
+        let mut cli = Cli::parse();
+        let var = |name: &str| std::env::var_os(name);
+        let read = match &mut cli.command {
+            Some(Command::Serve(args)) => args.read_old_env_names(var),
+            None => cli.serve.read_old_env_names(var),
+            Some(Command::Token(_)) => Ok(()),
+        };
+        if let Err(error) = read {
+            error.exit();
+        }
+        cli
+    }
 }
 
 /// Subcommands.
@@ -106,10 +130,18 @@ pub(crate) struct ServeArgs {
     /// GET /dev-config.json and allows CORS from loopback origins.
     #[arg(long, env = "PERSIST_DEV")]
     pub(crate) dev: bool,
-    /// Let unauthenticated /api/storage/* requests act as USER (old clients that cannot send
-    /// headers). Off by default; anyone who can reach the server can then use that namespace.
-    #[arg(long, env = "PERSIST_LEGACY_ANONYMOUS_USER", value_name = "USER")]
-    pub(crate) legacy_anonymous_user: Option<String>,
+    /// Let unauthenticated /api/storage/* requests act as USER (old CodeForge clients that
+    /// cannot send headers). Off by default; anyone who can reach the server can then use that
+    /// namespace. The old names still work: --legacy-anonymous-user, and
+    /// PERSIST_LEGACY_ANONYMOUS_USER (read when PERSIST_CODEFORGE_ANONYMOUS_USER is unset).
+    #[arg(
+        long,
+        env = "PERSIST_CODEFORGE_ANONYMOUS_USER",
+        value_name = "USER",
+        // The flag's name before CodeForge was called by its name; kept for existing scripts.
+        alias = "legacy-anonymous-user"
+    )]
+    pub(crate) codeforge_anonymous_user: Option<String>,
     /// Bearer token required by /metrics. Without it, /metrics is served only on a loopback
     /// listen address.
     #[arg(long, env = "PERSIST_METRICS_TOKEN", hide_env_values = true)]
@@ -126,6 +158,28 @@ pub(crate) struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// Fills in what clap cannot: `--codeforge-anonymous-user` from [`OLD_ANONYMOUS_USER_ENV`]
+    /// when neither the flag (or its alias) nor `PERSIST_CODEFORGE_ANONYMOUS_USER` gave it. `var`
+    /// reads an environment variable (the process's in the binary, a map in tests). Like clap, a
+    /// set but empty variable counts as set, and one that is not UTF-8 is an error.
+    pub(crate) fn read_old_env_names(
+        &mut self,
+        var: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<(), clap::Error> {
+        if self.codeforge_anonymous_user.is_none() {
+            if let Some(value) = var(OLD_ANONYMOUS_USER_ENV) {
+                let value = value.into_string().map_err(|_| {
+                    Cli::command().error(
+                        ErrorKind::InvalidUtf8,
+                        format!("{OLD_ANONYMOUS_USER_ENV} is not valid UTF-8"),
+                    )
+                })?;
+                self.codeforge_anonymous_user = Some(value);
+            }
+        }
+        Ok(())
+    }
+
     /// The server configuration these flags describe.
     pub(crate) fn to_config(&self) -> ServerConfig {
         let mut config = ServerConfig::with_database(DatabaseConfig::parse(&self.database));
@@ -145,7 +199,7 @@ impl ServeArgs {
         };
         config.static_dir = self.static_dir.clone();
         config.dev = self.dev;
-        config.legacy_anonymous_user = self.legacy_anonymous_user.clone();
+        config.codeforge_anonymous_user = self.codeforge_anonymous_user.clone();
         config.metrics_token = self.metrics_token.clone().filter(|t| !t.is_empty());
         config.op_retention = Duration::from_secs(self.op_retention_days.max(1) * 24 * 3600);
         config.postgres_pool_size = self.pg_pool_size;
@@ -242,5 +296,39 @@ mod tests {
             cli.command,
             Some(Command::Token(TokenCommand::Create { ref user, .. })) if user == "alice"
         ));
+    }
+
+    #[test]
+    fn the_anonymous_user_flag_has_its_new_name_and_its_old_one() {
+        for flag in ["--codeforge-anonymous-user", "--legacy-anonymous-user"] {
+            let cli = Cli::try_parse_from(["persist-server", flag, "old-client"]).unwrap();
+            assert_eq!(
+                cli.serve.to_config().codeforge_anonymous_user.as_deref(),
+                Some("old-client"),
+                "{flag}"
+            );
+        }
+    }
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(["persist-server", "serve"].iter().chain(args)).unwrap();
+        let Some(Command::Serve(args)) = cli.command else { panic!("serve expected") };
+        args
+    }
+
+    #[test]
+    fn the_old_environment_variable_is_read_when_nothing_else_names_the_user() {
+        let old_only = |name: &str| (name == OLD_ANONYMOUS_USER_ENV).then(|| OsString::from("bob"));
+        let mut args = serve_args(&[]);
+        args.read_old_env_names(old_only).unwrap();
+        assert_eq!(args.to_config().codeforge_anonymous_user.as_deref(), Some("bob"));
+        // The flag (and so the new variable, which clap reads into it) wins over the old name.
+        let mut args = serve_args(&["--codeforge-anonymous-user", "alice"]);
+        args.read_old_env_names(old_only).unwrap();
+        assert_eq!(args.to_config().codeforge_anonymous_user.as_deref(), Some("alice"));
+        // Neither: off.
+        let mut args = serve_args(&[]);
+        args.read_old_env_names(|_| None).unwrap();
+        assert_eq!(args.to_config().codeforge_anonymous_user, None);
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! - The sync protocol of [`persist_protocol`] at `/v1/*` (push, pull, export, import, events,
 //!   stats), authenticated by bearer tokens, one namespace per user.
-//! - The seed's key-value API at `/api/storage/*` and `/health`, on the same records.
+//! - CodeForge's key-value storage API at `/api/storage/*` and `/health`, on the same records,
+//!   for the old CodeForge clients.
 //! - SQLite embedded by default (WAL, `synchronous=FULL`, one writer thread with group commit), or
 //!   PostgreSQL for several instances sharing one database (events via LISTEN/NOTIFY).
 //! - Limits (body, value, per-user rate), CORS allowlist, Prometheus `/metrics`, graceful

@@ -6,13 +6,12 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use persist_server::{DatabaseConfig, ServerError};
 
 use cli::{Cli, Command, ServeArgs, TokenCommand};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_process();
     let serve = match &cli.command {
         Some(Command::Serve(args)) => Some(args.clone()),
         None => Some(cli.serve.clone()),

@@ -113,7 +113,7 @@ impl RunningServer {
 /// Opens the database (running migrations) and serves on `listener` until shut down.
 ///
 /// # Errors
-/// - [`ServerError::Config`]: `dev` on a non-loopback address, a bad legacy user name;
+/// - [`ServerError::Config`]: `dev` on a non-loopback address, a bad CodeForge anonymous user name;
 /// - [`ServerError::Storage`]: the database cannot be opened or migrated;
 /// - [`ServerError::Io`]: the listener has no local address.
 ///
@@ -134,11 +134,11 @@ pub async fn start(
 ) -> Result<RunningServer, ServerError> {
     let addr = listener.local_addr()?;
     check_dev_address(config.dev, addr)?;
-    if let Some(user) = &config.legacy_anonymous_user {
+    if let Some(user) = &config.codeforge_anonymous_user {
         token::validate_user(user).map_err(ServerError::Config)?;
         tracing::warn!(
             user,
-            "--legacy-anonymous-user: unauthenticated /api/storage requests act as this user"
+            "--codeforge-anonymous-user: unauthenticated /api/storage requests act as this user"
         );
     }
     let events = EventHub::new();

@@ -24,16 +24,17 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// The user of a seed-API request: a bearer token as everywhere, or — only when
-/// `--legacy-anonymous-user` is set and the request carries no `Authorization` header — that user.
+/// The user of a CodeForge storage API request: a bearer token as everywhere, or — only when
+/// `--codeforge-anonymous-user` is set and the request carries no `Authorization` header — that
+/// user.
 #[derive(Debug, Clone)]
-pub(crate) struct SeedUser(pub(crate) String);
+pub(crate) struct CodeForgeUser(pub(crate) String);
 
-impl FromRequestParts<AppState> for SeedUser {
+impl FromRequestParts<AppState> for CodeForgeUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let user = match (bearer(&parts.headers), &state.config.legacy_anonymous_user) {
+        let user = match (bearer(&parts.headers), &state.config.codeforge_anonymous_user) {
             (Some(token), _) => state.user_for_token(token).await?,
             (None, Some(anonymous)) if !parts.headers.contains_key(header::AUTHORIZATION) => {
                 anonymous.clone()
@@ -41,6 +42,6 @@ impl FromRequestParts<AppState> for SeedUser {
             _ => return Err(ApiError::unauthorized()),
         };
         state.limiter.check(&user)?;
-        Ok(SeedUser(user))
+        Ok(CodeForgeUser(user))
     }
 }

@@ -2,6 +2,7 @@
 //! handlers and extractors live in the child modules; the server's bootstrap (`crate::start`)
 //! builds the state and calls [`router`].
 
+mod codeforge;
 mod dev;
 mod events;
 mod extract;
@@ -9,7 +10,6 @@ mod health;
 mod json;
 mod limits;
 mod metrics;
-mod seed;
 mod static_files;
 mod sync;
 mod timeout;
@@ -111,11 +111,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/import", post(sync::import).layer(import_limit))
         .route("/v1/events", get(events::events))
         .route("/v1/stats", get(sync::stats))
-        .route("/api/storage", any(seed::root))
-        .route("/api/storage/", any(seed::root))
+        .route("/api/storage", any(codeforge::root))
+        .route("/api/storage/", any(codeforge::root))
         // Only the import route may carry the larger import body.
-        .route("/api/storage/import", any(seed::dispatch).layer(import_limit))
-        .route("/api/storage/{*rest}", any(seed::dispatch))
+        .route("/api/storage/import", any(codeforge::dispatch).layer(import_limit))
+        .route("/api/storage/{*rest}", any(codeforge::dispatch))
         .route("/metrics", get(metrics::render));
     if config.dev {
         router = router.route("/dev-config.json", get(dev::config));

@@ -84,7 +84,7 @@ pub(crate) struct WriteOp {
     pub(crate) hlc: Option<Hlc>,
 }
 
-/// One validated item of an upsert (seed PUT, import).
+/// One validated item of an upsert (CodeForge PUT, import).
 #[derive(Debug, Clone)]
 pub(crate) struct UpsertRow {
     pub(crate) collection: String,
@@ -97,11 +97,11 @@ pub(crate) struct UpsertRow {
 pub(crate) enum Mutation {
     /// Sync-protocol push: conditional on base revisions, idempotent by op id.
     Push(Vec<WriteOp>),
-    /// Unconditional upserts (bulk import, seed PUT).
+    /// Unconditional upserts (bulk import, CodeForge PUT).
     Upsert(Vec<UpsertRow>),
-    /// Tombstone one live item (seed DELETE).
+    /// Tombstone one live item (CodeForge DELETE).
     Delete { collection: String, id: String },
-    /// Tombstone every live item (seed clear).
+    /// Tombstone every live item (CodeForge clear).
     Clear,
 }
 

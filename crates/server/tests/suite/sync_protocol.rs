@@ -59,7 +59,7 @@ async fn push_then_pull_round_trips_records(backend: Backend) {
 async fn the_same_push_sent_twice_applies_once_and_gets_the_same_answer(backend: Backend) {
     let server = TestServer::start(&backend).await;
     let alice = server.user("alice").await;
-    server.push(&alice, json!([put_op("seed", "c", "taken", json!(0), None)])).await;
+    server.push(&alice, json!([put_op("first", "c", "taken", json!(0), None)])).await;
     let ops = json!([
         put_op("p1", "c", "x", json!({"n": 1}), None),
         delete_op("p2", "c", "missing", None),
