@@ -17,6 +17,7 @@ backend_tests!(
     anonymous_user_maps_unauthenticated_codeforge_requests,
     concurrent_puts_of_one_key_all_succeed,
     clear_leaves_tombstones_that_sync,
+    keys_in_collections_starting_with_two_underscores_are_refused,
 );
 
 async fn every_row_of_the_codeforge_table(backend: Backend) {
@@ -305,4 +306,21 @@ async fn clear_leaves_tombstones_that_sync(backend: Backend) {
         (records[0]["id"].as_str(), records[0]["deleted"].as_bool()),
         (Some("1"), Some(true))
     );
+}
+
+/// `__…` collections are the client's own bookkeeping stores (`persist_protocol::RESERVED_PREFIX`),
+/// so a CodeForge key `__x:y` cannot be written (and reads as absent, like every invalid key).
+async fn keys_in_collections_starting_with_two_underscores_are_refused(backend: Backend) {
+    let server = TestServer::start(&backend).await;
+    let alice = server.user("alice").await;
+    let (status, body) = server.put("/api/storage/__x:y", &alice, json!({"value": 1})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")));
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("reserved") && message.contains("__x"), "{message}");
+    let (status, _) = server.get("/api/storage/__x:y", &alice).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = server.post("/api/storage/import", &alice, json!({"__x:y": 1})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")));
+    let (_, keys) = server.get("/api/storage/keys", &alice).await;
+    assert_eq!(keys, json!({"keys": []}), "nothing was written");
 }
