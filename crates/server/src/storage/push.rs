@@ -42,7 +42,7 @@ impl CurrentRow {
 
 /// What the rule says about one op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Decision {
+enum Decision {
     /// The base matches: write, at a new namespace revision.
     Write,
     /// Nothing to disagree about: answer `Applied` at the item's current revision.
@@ -54,7 +54,7 @@ pub(crate) enum Decision {
 /// The rule: the current revision is the row's revision (tombstones included), or 0 when there is
 /// no row; the base is the op's `base_revision` or 0. Equal → write. Otherwise a conflict, except
 /// a delete onto a tombstone or an absent item, and a put of the value the item already holds.
-pub(crate) fn decide(op: &WriteOp, current: Option<&CurrentRow>) -> Decision {
+fn decide(op: &WriteOp, current: Option<&CurrentRow>) -> Decision {
     let current_revision = current.map_or(0, |row| row.revision);
     if op.base == current_revision {
         return Decision::Write;

@@ -80,6 +80,7 @@ async fn push(
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
         let remembered = reads::remembered_outcome(tx, ns, &op.op_id).await?;
+        // A replayed op id gets its remembered answer: its row need not be read.
         let current = match remembered {
             Some(_) => None,
             None => reads::current_row(tx, ns, &op.collection, &op.id).await?,

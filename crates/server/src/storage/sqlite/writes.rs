@@ -83,6 +83,7 @@ fn apply_push(
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
         let remembered = reads::remembered_outcome(conn, ns, &op.op_id)?;
+        // A replayed op id gets its remembered answer: its row need not be read.
         let current = match remembered {
             Some(_) => None,
             None => reads::current_row(conn, ns, &op.collection, &op.id)?,
