@@ -6,7 +6,8 @@
 //! - `push_80pct`: open-loop pushes at 80% of the 2,000 pushes/s goal (latency from the scheduled
 //!   send time, so a stalled server cannot hide its queueing);
 //! - `bulk_import`: `/v1/import` of many keys in 10,000-item requests;
-//! - `seed_put`: the seed API's single `PUT /api/storage/<key>` at 16 concurrent connections.
+//! - `codeforge_put`: the CodeForge API's single `PUT /api/storage/<key>` at 16 concurrent
+//!   connections.
 //!
 //! Prints a table and one `BENCH {json}` line per benchmark. Goals are read, never asserted.
 //! With `PERSIST_BENCH_TIMELINE=1` it also prints the slowest 100 ms windows of the paced run
@@ -357,13 +358,18 @@ async fn bulk_import(http: &reqwest::Client, base: &str, token: &str, keys: usiz
     }
 }
 
-async fn seed_puts(http: &reqwest::Client, base: &str, tokens: &[String], seconds: u64) -> Outcome {
+async fn codeforge_puts(
+    http: &reqwest::Client,
+    base: &str,
+    tokens: &[String],
+    seconds: u64,
+) -> Outcome {
     let connections = 16;
     let (http, base, tokens) = (http.clone(), base.to_owned(), tokens.to_vec());
     let (latencies_us, errors, seconds) = closed_loop(connections, seconds, move |connection, n| {
-        let url = format!("{base}/api/storage/files:seed-{connection}-{n}");
+        let url = format!("{base}/api/storage/files:cf-{connection}-{n}");
         let body = format!(
-            r#"{{"value":{{"id":"seed-{n}","name":"file{n}.ts","content":"export const x = {n};","language":"typescript","path":"/src/file{n}.ts","updatedAt":{n}}}}}"#
+            r#"{{"value":{{"id":"cf-{n}","name":"file{n}.ts","content":"export const x = {n};","language":"typescript","path":"/src/file{n}.ts","updatedAt":{n}}}}}"#
         );
         let request = http
             .put(url)
@@ -380,7 +386,7 @@ async fn seed_puts(http: &reqwest::Client, base: &str, tokens: &[String], second
     })
     .await;
     Outcome {
-        name: "seed_put",
+        name: "codeforge_put",
         requests: latencies_us.len() as u64,
         units: latencies_us.len() as u64,
         unit: "PUTs/s",
@@ -481,8 +487,8 @@ fn main() {
             let (server, tokens) = start_server(&options.server_bin, 16);
             eprintln!("bulk_import: {} keys ...", options.import_keys);
             outcomes.push(bulk_import(&http, &server.base, &tokens[0], options.import_keys).await);
-            eprintln!("seed_put: {} s ...", options.put_seconds);
-            outcomes.push(seed_puts(&http, &server.base, &tokens, options.put_seconds).await);
+            eprintln!("codeforge_put: {} s ...", options.put_seconds);
+            outcomes.push(codeforge_puts(&http, &server.base, &tokens, options.put_seconds).await);
         }
         report(&outcomes);
     });

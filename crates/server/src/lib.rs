@@ -2,7 +2,8 @@
 //!
 //! - The sync protocol of [`persist_protocol`] at `/v1/*` (push, pull, export, import, events,
 //!   stats), authenticated by bearer tokens, one namespace per user.
-//! - The seed's key-value API at `/api/storage/*` and `/health`, on the same records.
+//! - CodeForge's key-value storage API at `/api/storage/*` and `/health`, on the same records,
+//!   for the old CodeForge clients.
 //! - SQLite embedded by default (WAL, `synchronous=FULL`, one writer thread with group commit), or
 //!   PostgreSQL for several instances sharing one database (events via LISTEN/NOTIFY).
 //! - Limits (body, value, per-user rate), CORS allowlist, Prometheus `/metrics`, graceful
@@ -35,8 +36,8 @@ mod metrics;
 mod server;
 mod storage;
 
-pub use config::cli;
+pub use auth::admin::{create_token, list_tokens, revoke_tokens};
 pub use config::{DatabaseConfig, Limits, ServerConfig};
 pub use error::ServerError;
-pub use server::{create_token, list_tokens, revoke_tokens, start, RunningServer, ShutdownHandle};
+pub use server::{start, start_on, RunningServer, ShutdownHandle};
 pub use storage::{StorageError, TokenInfo};

@@ -1,17 +1,17 @@
 //! Starting, running and stopping a server in-process.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::auth::token;
-use crate::config::{DatabaseConfig, ServerConfig};
+use crate::auth::{admin, token};
+use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::http::{ensure_dev_token, router, AppState};
-use crate::storage::{self, EventHub, NamespaceEvent, Storage, StorageOptions, TokenInfo};
-use std::sync::Arc;
+use crate::storage::{self, EventHub, NamespaceEvent, StorageOptions, TokenInfo};
 
 /// A running server: its address, a way to stop it, and its task.
 #[derive(Debug)]
@@ -63,7 +63,7 @@ impl RunningServer {
     /// - [`ServerError::Config`] for an invalid user name;
     /// - [`ServerError::Storage`] when the database fails.
     pub async fn create_token(&self, user: &str) -> Result<String, ServerError> {
-        insert_new_token(&*self.state.storage, user).await
+        admin::insert_new_token(&*self.state.storage, user).await
     }
 
     /// Revokes the tokens of `user` (only the one whose id is `id`, when given; ids are shown by
@@ -75,7 +75,7 @@ impl RunningServer {
     /// - [`ServerError::Config`] for an invalid user name or id;
     /// - [`ServerError::Storage`] when the database fails.
     pub async fn revoke_tokens(&self, user: &str, id: Option<&str>) -> Result<u64, ServerError> {
-        let revoked = delete_tokens(&*self.state.storage, user, id).await?;
+        let revoked = admin::delete_tokens(&*self.state.storage, user, id).await?;
         self.state.tokens.clear();
         self.state.events.publish(NamespaceEvent::TokensRevoked);
         Ok(revoked)
@@ -113,7 +113,7 @@ impl RunningServer {
 /// Opens the database (running migrations) and serves on `listener` until shut down.
 ///
 /// # Errors
-/// - [`ServerError::Config`]: `dev` on a non-loopback address, a bad legacy user name;
+/// - [`ServerError::Config`]: `dev` on a non-loopback address, a bad CodeForge anonymous user name;
 /// - [`ServerError::Storage`]: the database cannot be opened or migrated;
 /// - [`ServerError::Io`]: the listener has no local address.
 ///
@@ -134,16 +134,17 @@ pub async fn start(
 ) -> Result<RunningServer, ServerError> {
     let addr = listener.local_addr()?;
     check_dev_address(config.dev, addr)?;
-    if let Some(user) = &config.legacy_anonymous_user {
+    if let Some(user) = &config.codeforge_anonymous_user {
         token::validate_user(user).map_err(ServerError::Config)?;
         tracing::warn!(
             user,
-            "--legacy-anonymous-user: unauthenticated /api/storage requests act as this user"
+            "--codeforge-anonymous-user: unauthenticated /api/storage requests act as this user"
         );
     }
     let events = EventHub::new();
     let storage =
-        storage::open(&config.database, &storage_options(&config), events.clone()).await?;
+        storage::open(&config.database, &StorageOptions::from_config(&config), events.clone())
+            .await?;
     let dev_token = if config.dev {
         let path = config.dev_token_path();
         let token = ensure_dev_token(&*storage, &path).await?;
@@ -180,105 +181,30 @@ pub async fn start(
     Ok(RunningServer { addr, shutdown: ShutdownHandle(shutdown_tx), state, dev_token, task })
 }
 
+/// Binds `addr` and serves on it: [`start`] on a listener of its own. A configuration that may not
+/// run on `addr` (`dev` on a non-loopback address) is refused before anything is bound. The
+/// binary's way in; tests bind port 0 themselves and call [`start`].
+///
+/// # Errors
+/// - [`ServerError::Io`]: `addr` cannot be bound;
+/// - the errors of [`start`].
+pub async fn start_on(
+    addr: SocketAddr,
+    config: ServerConfig,
+) -> Result<RunningServer, ServerError> {
+    check_dev_address(config.dev, addr)?;
+    let listener = TcpListener::bind(addr).await?;
+    start(listener, config).await
+}
+
 /// `--dev` hands a token to anyone who asks: only on loopback.
-pub(crate) fn check_dev_address(dev: bool, addr: SocketAddr) -> Result<(), ServerError> {
+fn check_dev_address(dev: bool, addr: SocketAddr) -> Result<(), ServerError> {
     if dev && !addr.ip().is_loopback() {
         return Err(ServerError::Config(format!(
             "--dev serves a token without authentication and needs a loopback address, not {addr}"
         )));
     }
     Ok(())
-}
-
-fn storage_options(config: &ServerConfig) -> StorageOptions {
-    StorageOptions {
-        op_retention: config.op_retention,
-        postgres_pool_size: config.postgres_pool_size,
-        sqlite_readers: config.sqlite_readers,
-    }
-}
-
-/// Creates a bearer token for `user` in `database` (migrating it first) and returns it. Only its
-/// SHA-256 hash is stored: the token cannot be shown again.
-///
-/// # Errors
-/// - [`ServerError::Config`] for an invalid user name;
-/// - [`ServerError::Storage`] when the database cannot be opened or written.
-pub async fn create_token(database: &DatabaseConfig, user: &str) -> Result<String, ServerError> {
-    token::validate_user(user).map_err(ServerError::Config)?;
-    let storage = open_for_tokens(database).await?;
-    let result = insert_new_token(&*storage, user).await;
-    storage.close().await;
-    result
-}
-
-/// Revokes the tokens of `user` in `database` (only the one whose id is `id`, when given) and
-/// returns how many were revoked. Running servers stop accepting them within 30 s (their token
-/// cache).
-///
-/// # Errors
-/// - [`ServerError::Config`] for an invalid user name or id;
-/// - [`ServerError::Storage`] when the database cannot be opened or written.
-pub async fn revoke_tokens(
-    database: &DatabaseConfig,
-    user: &str,
-    id: Option<&str>,
-) -> Result<u64, ServerError> {
-    token::validate_user(user).map_err(ServerError::Config)?;
-    let storage = open_existing(database).await?;
-    let result = delete_tokens(&*storage, user, id).await;
-    storage.close().await;
-    result
-}
-
-/// The stored tokens in `database` (of `user` only, when given).
-///
-/// # Errors
-/// [`ServerError::Storage`] when the database cannot be opened or read.
-pub async fn list_tokens(
-    database: &DatabaseConfig,
-    user: Option<&str>,
-) -> Result<Vec<TokenInfo>, ServerError> {
-    let storage = open_existing(database).await?;
-    let result = storage.list_tokens(user).await.map_err(ServerError::from);
-    storage.close().await;
-    result
-}
-
-/// Like [`open_for_tokens`], but a SQLite file that does not exist is an error instead of a new
-/// empty database (a mistyped `--database` must not list nothing or revoke nothing silently).
-async fn open_existing(database: &DatabaseConfig) -> Result<Arc<dyn Storage>, ServerError> {
-    if let DatabaseConfig::Sqlite(path) = database {
-        if !path.is_file() {
-            return Err(ServerError::Config(format!("no database at {}", path.display())));
-        }
-    }
-    open_for_tokens(database).await
-}
-
-async fn open_for_tokens(database: &DatabaseConfig) -> Result<Arc<dyn Storage>, ServerError> {
-    let config = ServerConfig::with_database(database.clone());
-    Ok(storage::open(database, &storage_options(&config), EventHub::new()).await?)
-}
-
-async fn delete_tokens(
-    storage: &dyn Storage,
-    user: &str,
-    id: Option<&str>,
-) -> Result<u64, ServerError> {
-    token::validate_user(user).map_err(ServerError::Config)?;
-    if let Some(id) = id {
-        token::validate_id(id).map_err(ServerError::Config)?;
-    }
-    Ok(storage.revoke_tokens(user, id).await?)
-}
-
-async fn insert_new_token(storage: &dyn Storage, user: &str) -> Result<String, ServerError> {
-    token::validate_user(user).map_err(ServerError::Config)?;
-    let fresh = token::generate()
-        .map_err(|e| ServerError::Config(format!("no randomness available: {e}")))?;
-    storage.insert_token(&token::hash(&fresh), user).await?;
-    Ok(fresh)
 }
 
 #[cfg(test)]

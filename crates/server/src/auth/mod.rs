@@ -1,6 +1,10 @@
 //! Authentication: `Authorization: Bearer <token>` → the user whose namespace the request may
 //! touch, with a short-lived cache of token lookups.
+//!
+//! Nothing here knows about the router's state: the axum extractors that use these functions live
+//! in `http::extract`, so `http` depends on `auth` and never the other way round.
 
+pub(crate) mod admin;
 pub(crate) mod token;
 
 use std::collections::HashMap;
@@ -8,12 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::storage::Storage;
 
 /// How long a token lookup is trusted before the database is asked again (also how often an
 /// open event stream checks that its token still exists).
@@ -67,53 +69,21 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-/// The user of a token, or 401.
-pub(crate) async fn user_for_token(state: &AppState, token: &str) -> Result<String, ApiError> {
+/// The user of a token, or 401. Asks `storage` only when `cache` has no fresh answer.
+pub(crate) async fn user_for_token(
+    cache: &TokenCache,
+    storage: &dyn Storage,
+    token: &str,
+) -> Result<String, ApiError> {
     let hash = token::hash(token);
-    let user = match state.tokens.get(&hash) {
+    let user = match cache.get(&hash) {
         Some(user) => user,
         None => {
-            let generation = state.tokens.generation();
-            let user = state.storage.user_for_token(&hash).await?;
-            state.tokens.put(hash, user.clone(), generation);
+            let generation = cache.generation();
+            let user = storage.user_for_token(&hash).await?;
+            cache.put(hash, user.clone(), generation);
             user
         }
     };
     user.ok_or_else(ApiError::unauthorized)
-}
-
-/// An authenticated, rate-limited user: the namespace a request works on.
-#[derive(Debug, Clone)]
-pub(crate) struct AuthUser(pub(crate) String);
-
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        let user = user_for_token(state, token).await?;
-        state.limiter.check(&user)?;
-        Ok(AuthUser(user))
-    }
-}
-
-/// The user of a seed-API request: a bearer token as everywhere, or — only when
-/// `--legacy-anonymous-user` is set and the request carries no `Authorization` header — that user.
-#[derive(Debug, Clone)]
-pub(crate) struct SeedUser(pub(crate) String);
-
-impl FromRequestParts<AppState> for SeedUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let user = match (bearer(&parts.headers), &state.config.legacy_anonymous_user) {
-            (Some(token), _) => user_for_token(state, token).await?,
-            (None, Some(anonymous)) if !parts.headers.contains_key(header::AUTHORIZATION) => {
-                anonymous.clone()
-            }
-            _ => return Err(ApiError::unauthorized()),
-        };
-        state.limiter.check(&user)?;
-        Ok(SeedUser(user))
-    }
 }

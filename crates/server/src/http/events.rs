@@ -17,7 +17,7 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 
 use super::AppState;
-use crate::auth::{bearer, user_for_token, CACHE_TTL};
+use crate::auth::{bearer, CACHE_TTL};
 use crate::error::ApiError;
 use crate::storage::{NamespaceEvent, Storage};
 
@@ -33,7 +33,7 @@ pub(super) async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let query_token = query.ok().and_then(|Query(q)| q.access_token);
     let token = bearer(&headers).or(query_token.as_deref()).ok_or_else(ApiError::unauthorized)?;
-    let user = user_for_token(&state, token).await?;
+    let user = state.user_for_token(token).await?;
     state.limiter.check(&user)?;
     // Subscribe before reading the head, so no revision falls between the two.
     let receiver = state.events.subscribe();
@@ -88,7 +88,7 @@ impl Drop for EventStream {
 impl EventStream {
     /// `false` once the stream's token was revoked (a database error keeps the stream).
     async fn token_still_valid(&self) -> bool {
-        match user_for_token(&self.state, &self.token).await {
+        match self.state.user_for_token(&self.token).await {
             Ok(user) => user == self.user,
             Err(error) => error.code() != persist_protocol::ErrorCode::Unauthorized,
         }

@@ -1,12 +1,15 @@
-//! The HTTP layer: routes, shared state, middleware.
+//! The HTTP layer: the router, the state every handler shares ([`AppState`]), middleware. The
+//! handlers and extractors live in the child modules; the server's bootstrap (`crate::start`)
+//! builds the state and calls [`router`].
 
+mod codeforge;
 mod dev;
 mod events;
+mod extract;
 mod health;
 mod json;
 mod limits;
 mod metrics;
-mod seed;
 mod static_files;
 mod sync;
 mod timeout;
@@ -26,8 +29,9 @@ use tower_http::trace::TraceLayer;
 pub(crate) use dev::ensure_dev_token;
 pub(crate) use limits::RateLimiter;
 
-use crate::auth::TokenCache;
+use crate::auth::{self, TokenCache};
 use crate::config::ServerConfig;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::storage::{EventHub, Storage};
 
@@ -63,6 +67,11 @@ impl Deref for AppState {
 }
 
 impl AppState {
+    /// The user of a bearer token (cached), or 401.
+    pub(crate) async fn user_for_token(&self, token: &str) -> Result<String, ApiError> {
+        auth::user_for_token(&self.tokens, &*self.storage, token).await
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         storage: Arc<dyn Storage>,
@@ -102,11 +111,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/import", post(sync::import).layer(import_limit))
         .route("/v1/events", get(events::events))
         .route("/v1/stats", get(sync::stats))
-        .route("/api/storage", any(seed::root))
-        .route("/api/storage/", any(seed::root))
+        .route("/api/storage", any(codeforge::root))
+        .route("/api/storage/", any(codeforge::root))
         // Only the import route may carry the larger import body.
-        .route("/api/storage/import", any(seed::dispatch).layer(import_limit))
-        .route("/api/storage/{*rest}", any(seed::dispatch))
+        .route("/api/storage/import", any(codeforge::dispatch).layer(import_limit))
+        .route("/api/storage/{*rest}", any(codeforge::dispatch))
         .route("/metrics", get(metrics::render));
     if config.dev {
         router = router.route("/dev-config.json", get(dev::config));

@@ -11,9 +11,9 @@ use persist_protocol::{
     DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PUSH_OPS,
 };
 
+use super::extract::AuthUser;
 use super::json::JsonBody;
 use super::AppState;
-use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::storage::{Applied, Mutation, UpsertRow, WriteOp};
 

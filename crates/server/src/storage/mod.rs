@@ -5,9 +5,9 @@
 //! (one row per item, tombstones included, indexed by revision for pulls), `ops` (op id → first
 //! answer, for idempotent retries) and `tokens` (SHA-256 hashes of bearer tokens).
 
-mod apply;
 mod events;
 mod postgres;
+mod push;
 mod sqlite;
 
 use std::sync::Arc;
@@ -18,10 +18,10 @@ use persist_protocol::{
     ExportResponse, Hlc, PullResponse, PushOutcome, Record, Revision, StatsResponse,
 };
 
-pub(crate) use apply::{decide, Decision, StoredRow};
 pub(crate) use events::{EventHub, NamespaceEvent};
+pub(crate) use push::{plan_push, CurrentRow};
 
-use crate::config::DatabaseConfig;
+use crate::config::{DatabaseConfig, ServerConfig};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +84,7 @@ pub(crate) struct WriteOp {
     pub(crate) hlc: Option<Hlc>,
 }
 
-/// One validated item of an upsert (seed PUT, import).
+/// One validated item of an upsert (CodeForge PUT, import).
 #[derive(Debug, Clone)]
 pub(crate) struct UpsertRow {
     pub(crate) collection: String,
@@ -97,11 +97,11 @@ pub(crate) struct UpsertRow {
 pub(crate) enum Mutation {
     /// Sync-protocol push: conditional on base revisions, idempotent by op id.
     Push(Vec<WriteOp>),
-    /// Unconditional upserts (bulk import, seed PUT).
+    /// Unconditional upserts (bulk import, CodeForge PUT).
     Upsert(Vec<UpsertRow>),
-    /// Tombstone one live item (seed DELETE).
+    /// Tombstone one live item (CodeForge DELETE).
     Delete { collection: String, id: String },
-    /// Tombstone every live item (seed clear).
+    /// Tombstone every live item (CodeForge clear).
     Clear,
 }
 
@@ -189,6 +189,17 @@ pub(crate) struct StorageOptions {
     pub(crate) sqlite_readers: usize,
 }
 
+impl StorageOptions {
+    /// The storage part of a server's configuration.
+    pub(crate) fn from_config(config: &ServerConfig) -> Self {
+        Self {
+            op_retention: config.op_retention,
+            postgres_pool_size: config.postgres_pool_size,
+            sqlite_readers: config.sqlite_readers,
+        }
+    }
+}
+
 /// Opens (and migrates) the configured database.
 pub(crate) async fn open(
     database: &DatabaseConfig,
@@ -215,7 +226,7 @@ pub(crate) fn record_from_row(
     collection: String,
     id: String,
     value_json: Option<&str>,
-    revision: i64,
+    revision: Revision,
     deleted: bool,
     updated_at: i64,
     hlc_json: Option<&str>,
@@ -229,15 +240,7 @@ pub(crate) fn record_from_row(
         Some(text) => serde_json::from_str(text).ok(),
         None => None,
     };
-    Ok(Record {
-        collection,
-        id,
-        value,
-        revision: revision_from_db(revision),
-        deleted,
-        updated_at,
-        hlc,
-    })
+    Ok(Record { collection, id, value, revision, deleted, updated_at, hlc })
 }
 
 /// Revisions are `BIGINT`/`INTEGER` (signed) in both databases and never negative.

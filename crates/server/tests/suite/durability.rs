@@ -1,18 +1,14 @@
 //! kill -9 during a load of pushes: after a restart every acknowledged op is there. Runs the real
 //! binary (and its `token create` subcommand).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{put_op, unique, Backend};
+use crate::harness::{binary_create_token, put_op, spawn_binary, unique, Backend};
 
 backend_tests!(kill_9_during_pushes_loses_no_acknowledged_op);
-
-const BINARY: &str = env!("CARGO_BIN_EXE_persist-server");
 
 fn database_arg(backend: &Backend, dir: &std::path::Path) -> String {
     match backend {
@@ -21,43 +17,12 @@ fn database_arg(backend: &Backend, dir: &std::path::Path) -> String {
     }
 }
 
-/// `persist-server token create <user>`: the token is the last line of output.
-fn create_token(database: &str, user: &str) -> String {
-    let output = Command::new(BINARY)
-        .args(["token", "create", user, "--database", database])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    stdout.lines().last().unwrap().trim().to_owned()
-}
-
-/// Starts the binary on a free loopback port; returns the child and its base URL.
-fn spawn_server(database: &str) -> (Child, String) {
-    let mut child = Command::new(BINARY)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--rate-limit", "0"])
-        .env("PERSIST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("persist-server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, base)
-}
-
 async fn kill_9_during_pushes_loses_no_acknowledged_op(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let database = database_arg(&backend, dir.path());
     let user = unique("crash");
-    let token = create_token(&database, &user);
-    let (mut child, base) = spawn_server(&database);
+    let token = binary_create_token(&database, &user);
+    let (mut child, base) = spawn_binary(&database, |_| {});
     let http = reqwest::Client::new();
     let acknowledged: Arc<Mutex<Vec<(String, Value, u64)>>> = Arc::default();
     let (progress_tx, mut progress) = tokio::sync::mpsc::channel::<()>(1024);
@@ -112,7 +77,7 @@ async fn kill_9_during_pushes_loses_no_acknowledged_op(backend: Backend) {
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(acknowledged.len() >= 1500);
 
-    let (mut child, base) = spawn_server(&database);
+    let (mut child, base) = spawn_binary(&database, |_| {});
     let mut records = std::collections::HashMap::new();
     let mut since = 0;
     loop {

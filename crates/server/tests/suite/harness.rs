@@ -1,5 +1,7 @@
-//! Starting servers for tests and talking to them.
+//! Starting servers for tests (in-process, or the real binary) and talking to them.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use persist_server::{DatabaseConfig, RunningServer, ServerConfig};
@@ -223,4 +225,43 @@ pub(crate) fn delete_op(op_id: &str, collection: &str, id: &str, base: Option<u6
     serde_json::json!({
         "op_id": op_id, "collection": collection, "id": id, "delete": true, "base_revision": base
     })
+}
+
+/// The `persist-server` binary built with the tests.
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_persist-server");
+
+/// `persist-server token create <user>`: the token is the last line of output.
+pub(crate) fn binary_create_token(database: &str, user: &str) -> String {
+    let output = Command::new(BINARY)
+        .args(["token", "create", user, "--database", database])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    stdout.lines().last().unwrap().trim().to_owned()
+}
+
+/// Starts the binary on a free loopback port (`configure` adds flags or environment variables);
+/// returns the child and its base URL.
+pub(crate) fn spawn_binary(
+    database: &str,
+    configure: impl FnOnce(&mut Command),
+) -> (Child, String) {
+    let mut command = Command::new(BINARY);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--rate-limit", "0"])
+        .env("PERSIST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    configure(&mut command);
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("persist-server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, base)
 }

@@ -28,9 +28,9 @@ macro_rules! backend_tests {
 
 mod harness;
 
+mod codeforge_api;
 mod durability;
 mod events;
 mod operations;
 mod security;
-mod seed_api;
 mod sync_protocol;

@@ -177,7 +177,7 @@ fn help_documents_every_flag() {
         "--request-timeout-secs",
         "--static-dir",
         "--dev",
-        "--legacy-anonymous-user",
+        "--codeforge-anonymous-user",
         "--metrics-token",
         "PERSIST_DATABASE",
     ] {

@@ -185,7 +185,7 @@ async fn a_user_past_the_rate_limit_gets_429(backend: Backend) {
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["code"], "rate_limited");
     let (status, _) = server.get("/api/storage/keys", &alice).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the seed API shares the limit");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the CodeForge API shares the limit");
     let (status, _) = server.get("/v1/stats", &bob).await;
     assert_eq!(status, StatusCode::OK, "limits are per user");
     let (status, _) = server.call(Method::GET, "/health", None, None).await;

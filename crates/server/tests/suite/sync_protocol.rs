@@ -12,6 +12,7 @@ backend_tests!(
     nothing_to_disagree_about_is_applied_at_the_current_revision,
     pull_pages_are_ordered_and_include_tombstones,
     invalid_ops_are_rejected_one_by_one,
+    collections_starting_with_two_underscores_are_rejected,
     export_and_import_round_trip,
     stats_count_live_records,
 );
@@ -59,7 +60,7 @@ async fn push_then_pull_round_trips_records(backend: Backend) {
 async fn the_same_push_sent_twice_applies_once_and_gets_the_same_answer(backend: Backend) {
     let server = TestServer::start(&backend).await;
     let alice = server.user("alice").await;
-    server.push(&alice, json!([put_op("seed", "c", "taken", json!(0), None)])).await;
+    server.push(&alice, json!([put_op("first", "c", "taken", json!(0), None)])).await;
     let ops = json!([
         put_op("p1", "c", "x", json!({"n": 1}), None),
         delete_op("p2", "c", "missing", None),
@@ -207,6 +208,35 @@ async fn invalid_ops_are_rejected_one_by_one(backend: Backend) {
         ]
     );
     assert_eq!(server.pull_all(&alice, 0, 10).await.len(), 1);
+}
+
+/// `__…` collections are the client's own bookkeeping stores (`persist_protocol::RESERVED_PREFIX`):
+/// never synced, so a pushed op naming one is a client bug, answered as such.
+async fn collections_starting_with_two_underscores_are_rejected(backend: Backend) {
+    let server = TestServer::start(&backend).await;
+    let alice = server.user("alice").await;
+    let answer = server
+        .push(
+            &alice,
+            json!([
+                put_op("reserved", "__x", "y", json!(1), None),
+                delete_op("reserved-delete", "__outbox", "y", None),
+                put_op("ok", "_x", "y", json!(1), None),
+            ]),
+        )
+        .await;
+    for result in &answer["results"].as_array().unwrap()[..2] {
+        assert_eq!(
+            (&result["status"], &result["code"]),
+            (&json!("rejected"), &json!("invalid_input"))
+        );
+        let message = result["message"].as_str().unwrap();
+        assert!(message.contains("reserved") && message.contains("\"__\""), "{message}");
+    }
+    assert_eq!(answer["results"][2]["status"], "applied", "one underscore is an ordinary name");
+    let records = server.pull_all(&alice, 0, 10).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["collection"], "_x");
 }
 
 async fn export_and_import_round_trip(backend: Backend) {

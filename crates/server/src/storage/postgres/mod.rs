@@ -1,22 +1,25 @@
 //! The PostgreSQL backend: a connection pool for requests, one listening connection for events.
+//!
+//! - `schema`: migrations;
+//! - `reads`: the read queries;
+//! - `writes`: the mutations (push, upsert, delete, clear, tokens, op pruning), one transaction
+//!   each;
+//! - `listen`: LISTEN/NOTIFY, so every instance hears every instance's commits.
 
 mod listen;
+mod reads;
 mod schema;
-mod write;
+mod writes;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResponse};
 use tokio::task::JoinHandle;
-use tokio_postgres::{IsolationLevel, NoTls, Row};
+use tokio_postgres::{IsolationLevel, NoTls};
 
-use super::{
-    now_ms, record_from_row, revision_from_db, revision_to_db, EventHub, Mutation, Storage,
-    StorageError, StorageOptions, TokenInfo, WriteOutcome, TOKEN_ID_LEN,
-};
+use super::{EventHub, Mutation, Storage, StorageError, StorageOptions, TokenInfo, WriteOutcome};
 
 /// PostgreSQL storage.
 #[derive(Debug)]
@@ -83,38 +86,11 @@ async fn prune_forever(pool: Pool, retention: Duration) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
-        let cutoff = now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX / 2);
         let Ok(client) = pool.get().await else {
             continue;
         };
-        match client.execute("DELETE FROM ops WHERE created_at < $1", &[&cutoff]).await {
-            Ok(0) => {}
-            Ok(count) => tracing::info!(count, "pruned remembered op ids"),
-            Err(error) => tracing::warn!(%error, "pruning op ids failed"),
-        }
+        writes::prune_ops(&client, retention).await;
     }
-}
-
-async fn head_in(
-    tx: &deadpool_postgres::Transaction<'_>,
-    ns: &str,
-) -> Result<Revision, StorageError> {
-    let statement = tx.prepare_cached("SELECT revision FROM namespaces WHERE ns = $1").await?;
-    Ok(tx.query_opt(&statement, &[&ns]).await?.map_or(0, |row| revision_from_db(row.get(0))))
-}
-
-const RECORD_COLUMNS: &str = "collection, id, value, revision, deleted, updated_at, hlc";
-
-fn record(row: &Row) -> Result<Record, StorageError> {
-    record_from_row(
-        row.get(0),
-        row.get(1),
-        row.get::<_, Option<&str>>(2),
-        row.get(3),
-        row.get(4),
-        row.get(5),
-        row.get::<_, Option<&str>>(6),
-    )
 }
 
 #[async_trait]
@@ -122,7 +98,7 @@ impl Storage for PostgresStorage {
     async fn write(&self, ns: &str, mutation: Mutation) -> Result<WriteOutcome, StorageError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let outcome = write::apply(&tx, ns, mutation).await?;
+        let outcome = writes::apply(&tx, ns, mutation).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -133,42 +109,11 @@ impl Storage for PostgresStorage {
         since: Revision,
         limit: u32,
     ) -> Result<PullResponse, StorageError> {
-        self.snapshot(async |tx| {
-            let head = head_in(tx, ns).await?;
-            let statement = tx
-                .prepare_cached(&format!(
-                    "SELECT {RECORD_COLUMNS} FROM records WHERE ns = $1 AND revision > $2 \
-                     ORDER BY revision LIMIT $3"
-                ))
-                .await?;
-            let rows = tx
-                .query(&statement, &[&ns, &revision_to_db(since), &(i64::from(limit) + 1)])
-                .await?;
-            let mut records = rows.iter().map(record).collect::<Result<Vec<_>, _>>()?;
-            let has_more = records.len() > limit as usize;
-            records.truncate(limit as usize);
-            let next_since = records.last().map_or(since, |r| r.revision);
-            Ok(PullResponse { records, next_since, has_more, head })
-        })
-        .await
+        self.snapshot(async |tx| reads::pull(tx, ns, since, limit).await).await
     }
 
     async fn export(&self, ns: &str) -> Result<ExportResponse, StorageError> {
-        self.snapshot(async |tx| {
-            let revision = head_in(tx, ns).await?;
-            let rows = tx
-                .query(
-                    &format!(
-                        "SELECT {RECORD_COLUMNS} FROM records WHERE ns = $1 AND NOT deleted \
-                         ORDER BY collection, id"
-                    ),
-                    &[&ns],
-                )
-                .await?;
-            let records = rows.iter().map(record).collect::<Result<Vec<_>, _>>()?;
-            Ok(ExportResponse { revision, records })
-        })
-        .await
+        self.snapshot(async |tx| reads::export(tx, ns).await).await
     }
 
     async fn get(
@@ -177,47 +122,19 @@ impl Storage for PostgresStorage {
         collection: &str,
         id: &str,
     ) -> Result<Option<Record>, StorageError> {
-        let client = self.client().await?;
-        write::read_record(&client, ns, collection, id).await
+        reads::record(&self.client().await?, ns, collection, id).await
     }
 
     async fn keys(&self, ns: &str) -> Result<Vec<(String, String)>, StorageError> {
-        let client = self.client().await?;
-        let rows = client
-            .query("SELECT collection, id FROM records WHERE ns = $1 AND NOT deleted", &[&ns])
-            .await?;
-        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+        reads::keys(&self.client().await?, ns).await
     }
 
     async fn stats(&self, ns: &str) -> Result<StatsResponse, StorageError> {
-        self.snapshot(async |tx| {
-            let revision = head_in(tx, ns).await?;
-            let rows = tx
-                .query(
-                    "SELECT collection, COUNT(*), COALESCE(SUM(size), 0)::BIGINT FROM records \
-                     WHERE ns = $1 AND NOT deleted GROUP BY collection",
-                    &[&ns],
-                )
-                .await?;
-            let mut collections = BTreeMap::new();
-            let (mut total_keys, mut total_size_bytes) = (0u64, 0u64);
-            for row in &rows {
-                let count = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
-                total_keys += count;
-                total_size_bytes += u64::try_from(row.get::<_, i64>(2)).unwrap_or(0);
-                collections.insert(row.get(0), count);
-            }
-            Ok(StatsResponse { total_keys, total_size_bytes, revision, collections })
-        })
-        .await
+        self.snapshot(async |tx| reads::stats(tx, ns).await).await
     }
 
     async fn head(&self, ns: &str) -> Result<Revision, StorageError> {
-        let client = self.client().await?;
-        let statement =
-            client.prepare_cached("SELECT revision FROM namespaces WHERE ns = $1").await?;
-        let row = client.query_opt(&statement, &[&ns]).await?;
-        Ok(row.map_or(0, |row| revision_from_db(row.get(0))))
+        reads::head(&self.client().await?, ns).await
     }
 
     async fn check(&self) -> Result<(), StorageError> {
@@ -227,49 +144,19 @@ impl Storage for PostgresStorage {
     }
 
     async fn insert_token(&self, token_hash: &str, user: &str) -> Result<(), StorageError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO tokens (hash, \"user\", created_at) VALUES ($1, $2, $3)",
-                &[&token_hash, &user, &now_ms()],
-            )
-            .await?;
-        Ok(())
+        writes::insert_token(&self.client().await?, token_hash, user).await
     }
 
     async fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StorageError> {
-        let client = self.client().await?;
-        let statement =
-            client.prepare_cached("SELECT \"user\" FROM tokens WHERE hash = $1").await?;
-        Ok(client.query_opt(&statement, &[&token_hash]).await?.map(|row| row.get(0)))
+        reads::user_for_token(&self.client().await?, token_hash).await
     }
 
     async fn revoke_tokens(&self, user: &str, id: Option<&str>) -> Result<u64, StorageError> {
-        let client = self.client().await?;
-        let id_len = TOKEN_ID_LEN as i32;
-        Ok(client
-            .execute(
-                "DELETE FROM tokens WHERE \"user\" = $1 \
-                 AND ($2::text IS NULL OR left(hash, $3) = $2::text)",
-                &[&user, &id, &id_len],
-            )
-            .await?)
+        writes::revoke_tokens(&self.client().await?, user, id).await
     }
 
     async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, StorageError> {
-        let client = self.client().await?;
-        let id_len = TOKEN_ID_LEN as i32;
-        let rows = client
-            .query(
-                "SELECT \"user\", left(hash, $2), created_at FROM tokens \
-                 WHERE $1::text IS NULL OR \"user\" = $1::text ORDER BY \"user\", created_at, hash",
-                &[&user, &id_len],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|row| TokenInfo { user: row.get(0), id: row.get(1), created_at_ms: row.get(2) })
-            .collect())
+        reads::list_tokens(&self.client().await?, user).await
     }
 
     async fn close(&self) {

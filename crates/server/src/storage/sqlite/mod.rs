@@ -1,9 +1,16 @@
 //! The embedded SQLite backend: one writer thread with group commit, a few read connections.
+//!
+//! - `schema`: connection settings and migrations;
+//! - `reads`: the read queries;
+//! - `writes`: the mutations (push, upsert, delete, clear, tokens, op pruning);
+//! - `writer`: the thread that runs the mutations in group-committed transactions;
+//! - `checkpoint`: the thread that copies the WAL back into the database.
 
 mod checkpoint;
 mod reads;
 mod schema;
 mod writer;
+mod writes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -14,7 +21,8 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{EventHub, Mutation, Storage, StorageError, StorageOptions, TokenInfo, WriteOutcome};
-use writer::{Job, TokenChange};
+use writer::Job;
+use writes::TokenChange;
 
 /// SQLite storage. Writes go through a channel to the writer thread; reads run on a small pool of
 /// read-only connections in blocking tasks.
@@ -146,7 +154,7 @@ impl Storage for SqliteStorage {
         id: &str,
     ) -> Result<Option<Record>, StorageError> {
         let (ns, collection, id) = (ns.to_owned(), collection.to_owned(), id.to_owned());
-        self.read(move |conn| writer::read_record(conn, &ns, &collection, &id)).await
+        self.read(move |conn| reads::record(conn, &ns, &collection, &id)).await
     }
 
     async fn keys(&self, ns: &str) -> Result<Vec<(String, String)>, StorageError> {

@@ -1,4 +1,5 @@
-//! Read queries of the SQLite backend (run on read connections).
+//! Read queries of the SQLite backend: run on the read connections, and by the writer thread for
+//! what a mutation must look at first (the namespace head, an item's current row).
 
 use std::collections::BTreeMap;
 
@@ -6,12 +7,13 @@ use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResp
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::storage::{
-    record_from_row, revision_from_db, revision_to_db, StorageError, TokenInfo, TOKEN_ID_LEN,
+    record_from_row, revision_from_db, revision_to_db, CurrentRow, StorageError, TokenInfo,
+    TOKEN_ID_LEN,
 };
 
 const RECORD_COLUMNS: &str = "collection, id, value, revision, deleted, updated_at, hlc";
 
-fn record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
+fn raw_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
     Ok(RawRecord {
         collection: row.get(0)?,
         id: row.get(1)?,
@@ -39,7 +41,7 @@ impl RawRecord {
             self.collection,
             self.id,
             self.value.as_deref(),
-            self.revision,
+            revision_from_db(self.revision),
             self.deleted,
             self.updated_at,
             self.hlc.as_deref(),
@@ -70,7 +72,7 @@ pub(super) fn pull(
                 "SELECT {RECORD_COLUMNS} FROM records WHERE ns = ?1 AND revision > ?2 \
                  ORDER BY revision LIMIT ?3"
             ))?
-            .query_map(params![ns, revision_to_db(since), i64::from(limit) + 1], record)?
+            .query_map(params![ns, revision_to_db(since), i64::from(limit) + 1], raw_record)?
             .map(|raw| raw.map_err(StorageError::from).and_then(RawRecord::into_record))
             .collect::<Result<Vec<_>, _>>()?;
         let has_more = records.len() > limit as usize;
@@ -91,7 +93,7 @@ pub(super) fn export(conn: &Connection, ns: &str) -> Result<ExportResponse, Stor
                 "SELECT {RECORD_COLUMNS} FROM records WHERE ns = ?1 AND deleted = 0 \
                  ORDER BY collection, id"
             ))?
-            .query_map(params![ns], record)?
+            .query_map(params![ns], raw_record)?
             .map(|raw| raw.map_err(StorageError::from).and_then(RawRecord::into_record))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ExportResponse { revision, records })
@@ -154,5 +156,53 @@ pub(super) fn user_for_token(
     Ok(conn
         .prepare_cached("SELECT user FROM tokens WHERE hash = ?1")?
         .query_row(params![hash], |row| row.get(0))
+        .optional()?)
+}
+
+/// The current row of an item, all a push needs (the rule and a conflict answer) in one query.
+pub(super) fn current_row(
+    conn: &Connection,
+    ns: &str,
+    collection: &str,
+    id: &str,
+) -> Result<Option<CurrentRow>, StorageError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT value, revision, deleted, updated_at, hlc FROM records \
+             WHERE ns = ?1 AND collection = ?2 AND id = ?3",
+        )?
+        .query_row(params![ns, collection, id], |row| {
+            Ok(CurrentRow {
+                value_json: row.get(0)?,
+                revision: revision_from_db(row.get(1)?),
+                deleted: row.get(2)?,
+                updated_at: row.get(3)?,
+                hlc_json: row.get(4)?,
+            })
+        })
+        .optional()?)
+}
+
+/// One full record (live or tombstone).
+pub(super) fn record(
+    conn: &Connection,
+    ns: &str,
+    collection: &str,
+    id: &str,
+) -> Result<Option<Record>, StorageError> {
+    current_row(conn, ns, collection, id)?
+        .map(|row| row.into_record(collection.to_owned(), id.to_owned()))
+        .transpose()
+}
+
+/// The answer stored under an op id by an earlier push (JSON), if any.
+pub(super) fn remembered_outcome(
+    conn: &Connection,
+    ns: &str,
+    op_id: &str,
+) -> Result<Option<String>, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT result FROM ops WHERE ns = ?1 AND op_id = ?2")?
+        .query_row(params![ns, op_id], |row| row.get(0))
         .optional()?)
 }

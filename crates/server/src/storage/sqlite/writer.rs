@@ -4,14 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use persist_protocol::{PushOutcome, Revision};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::storage::{
-    decide, now_ms, record_from_row, revision_from_db, revision_to_db, Applied, Decision, EventHub,
-    Mutation, StorageError, StoredRow, UpsertRow, WriteOp, WriteOutcome, TOKEN_ID_LEN,
-};
+use super::writes::{self, TokenChange};
+use crate::storage::{now_ms, EventHub, Mutation, StorageError, WriteOutcome};
 
 /// Most jobs committed together.
 const MAX_BATCH_JOBS: usize = 1024;
@@ -30,20 +27,6 @@ pub(super) enum Job {
     },
     /// Adds or deletes tokens; answers with the number of rows changed.
     Tokens { change: TokenChange, reply: oneshot::Sender<Result<u64, StorageError>> },
-}
-
-/// A change to the tokens table.
-#[derive(Debug)]
-pub(super) enum TokenChange {
-    Insert {
-        hash: String,
-        user: String,
-    },
-    /// Every token of `user`, or only the one whose id (hash prefix) is `id`.
-    Revoke {
-        user: String,
-        id: Option<String>,
-    },
 }
 
 /// Runs until every sender is dropped, then returns (all queued jobs answered).
@@ -71,7 +54,7 @@ pub(super) fn run(
         }
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = Instant::now();
-            prune_ops(&conn, op_retention);
+            writes::prune_ops(&conn, op_retention);
         }
     }
     if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
@@ -102,11 +85,11 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>, events: &EventHub) {
     for job in batch {
         match job {
             Job::Write { ns, mutation, reply } => {
-                let result = in_savepoint(conn, |conn| apply(conn, &ns, mutation, now));
+                let result = in_savepoint(conn, |conn| writes::apply(conn, &ns, mutation, now));
                 replies.push(Reply::Write(reply, result, ns));
             }
             Job::Tokens { change, reply } => {
-                let result = in_savepoint(conn, |conn| change_tokens(conn, change, now));
+                let result = in_savepoint(conn, |conn| writes::change_tokens(conn, change, now));
                 replies.push(Reply::Token(reply, result));
             }
         }
@@ -153,20 +136,6 @@ fn fail(job: Job, error: StorageError) {
     }
 }
 
-fn change_tokens(conn: &Connection, change: TokenChange, now: i64) -> Result<u64, StorageError> {
-    let changed = match change {
-        TokenChange::Insert { hash, user } => conn
-            .prepare_cached("INSERT INTO tokens (hash, user, created_at) VALUES (?1, ?2, ?3)")?
-            .execute(params![hash, user, now])?,
-        TokenChange::Revoke { user, id } => conn
-            .prepare_cached(
-                "DELETE FROM tokens WHERE user = ?1 AND (?2 IS NULL OR substr(hash, 1, ?3) = ?2)",
-            )?
-            .execute(params![user, id, TOKEN_ID_LEN as i64])?,
-    };
-    Ok(changed as u64)
-}
-
 /// Runs `body` in a savepoint: rolled back alone when it fails, so the batch's other jobs commit.
 fn in_savepoint<T>(
     conn: &Connection,
@@ -182,214 +151,5 @@ fn in_savepoint<T>(
             conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
             Err(error)
         }
-    }
-}
-
-fn apply(
-    conn: &Connection,
-    ns: &str,
-    mutation: Mutation,
-    now: i64,
-) -> Result<WriteOutcome, StorageError> {
-    let start = load_head(conn, ns)?;
-    let mut head = start;
-    let applied = match mutation {
-        Mutation::Push(ops) => Applied::Push(apply_push(conn, ns, &ops, &mut head, now)?),
-        Mutation::Upsert(rows) => Applied::Upsert(apply_upserts(conn, ns, &rows, &mut head, now)?),
-        Mutation::Delete { collection, id } => {
-            let live = read_row(conn, ns, &collection, &id)?.is_some_and(|row| !row.deleted);
-            if live {
-                head += 1;
-                write_row(conn, ns, &collection, &id, None, head, now, None)?;
-            }
-            Applied::Delete(live)
-        }
-        Mutation::Clear => {
-            let keys: Vec<(String, String)> = conn
-                .prepare_cached(
-                    "SELECT collection, id FROM records WHERE ns = ?1 AND deleted = 0 \
-                     ORDER BY revision",
-                )?
-                .query_map(params![ns], |row| Ok((row.get(0)?, row.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            for (collection, id) in &keys {
-                head += 1;
-                write_row(conn, ns, collection, id, None, head, now, None)?;
-            }
-            Applied::Clear(keys.len() as u64)
-        }
-    };
-    if head != start {
-        conn.prepare_cached(
-            "INSERT INTO namespaces (ns, revision) VALUES (?1, ?2) \
-             ON CONFLICT (ns) DO UPDATE SET revision = excluded.revision",
-        )?
-        .execute(params![ns, revision_to_db(head)])?;
-    }
-    Ok(WriteOutcome { applied, head })
-}
-
-fn apply_push(
-    conn: &Connection,
-    ns: &str,
-    ops: &[WriteOp],
-    head: &mut Revision,
-    now: i64,
-) -> Result<Vec<PushOutcome>, StorageError> {
-    let mut outcomes = Vec::with_capacity(ops.len());
-    for op in ops {
-        let remembered: Option<String> = conn
-            .prepare_cached("SELECT result FROM ops WHERE ns = ?1 AND op_id = ?2")?
-            .query_row(params![ns, op.op_id], |row| row.get(0))
-            .optional()?;
-        if let Some(text) = remembered {
-            let outcome = serde_json::from_str(&text)
-                .map_err(|e| StorageError::Corrupt(format!("op {}: {e}", op.op_id)))?;
-            outcomes.push(outcome);
-            continue;
-        }
-        let current = read_row(conn, ns, &op.collection, &op.id)?;
-        let outcome = match decide(op, current.as_ref()) {
-            Decision::Write => {
-                *head += 1;
-                let value = (!op.delete).then_some(op.value_json.as_str());
-                let hlc = op.hlc.as_ref().and_then(|h| serde_json::to_string(h).ok());
-                write_row(conn, ns, &op.collection, &op.id, value, *head, now, hlc.as_deref())?;
-                PushOutcome::Applied { revision: *head }
-            }
-            Decision::AlreadyThere(revision) => PushOutcome::Applied { revision },
-            Decision::Conflict => {
-                PushOutcome::Conflict { current: read_record(conn, ns, &op.collection, &op.id)? }
-            }
-        };
-        let stored = serde_json::to_string(&outcome)
-            .map_err(|e| StorageError::Database(format!("encode outcome: {e}")))?;
-        conn.prepare_cached(
-            "INSERT INTO ops (ns, op_id, result, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![ns, op.op_id, stored, now])?;
-        outcomes.push(outcome);
-    }
-    Ok(outcomes)
-}
-
-fn apply_upserts(
-    conn: &Connection,
-    ns: &str,
-    rows: &[UpsertRow],
-    head: &mut Revision,
-    now: i64,
-) -> Result<u64, StorageError> {
-    for row in rows {
-        *head += 1;
-        write_row(conn, ns, &row.collection, &row.id, Some(&row.value_json), *head, now, None)?;
-    }
-    Ok(rows.len() as u64)
-}
-
-fn load_head(conn: &Connection, ns: &str) -> Result<Revision, StorageError> {
-    let revision: Option<i64> = conn
-        .prepare_cached("SELECT revision FROM namespaces WHERE ns = ?1")?
-        .query_row(params![ns], |row| row.get(0))
-        .optional()?;
-    Ok(revision.map_or(0, revision_from_db))
-}
-
-fn read_row(
-    conn: &Connection,
-    ns: &str,
-    collection: &str,
-    id: &str,
-) -> Result<Option<StoredRow>, StorageError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT revision, deleted, value FROM records \
-             WHERE ns = ?1 AND collection = ?2 AND id = ?3",
-        )?
-        .query_row(params![ns, collection, id], |row| {
-            Ok(StoredRow {
-                revision: revision_from_db(row.get(0)?),
-                deleted: row.get(1)?,
-                value_json: row.get(2)?,
-            })
-        })
-        .optional()?)
-}
-
-/// Reads a full record (the conflict answer).
-pub(super) fn read_record(
-    conn: &Connection,
-    ns: &str,
-    collection: &str,
-    id: &str,
-) -> Result<Option<persist_protocol::Record>, StorageError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT value, revision, deleted, updated_at, hlc FROM records \
-             WHERE ns = ?1 AND collection = ?2 AND id = ?3",
-        )?
-        .query_row(params![ns, collection, id], |row| {
-            Ok((
-                row.get::<_, Option<String>>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, bool>(2)?,
-                row.get::<_, i64>(3)?,
-                row.get::<_, Option<String>>(4)?,
-            ))
-        })
-        .optional()?;
-    row.map(|(value, revision, deleted, updated_at, hlc)| {
-        record_from_row(
-            collection.to_owned(),
-            id.to_owned(),
-            value.as_deref(),
-            revision,
-            deleted,
-            updated_at,
-            hlc.as_deref(),
-        )
-    })
-    .transpose()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn write_row(
-    conn: &Connection,
-    ns: &str,
-    collection: &str,
-    id: &str,
-    value_json: Option<&str>,
-    revision: Revision,
-    now: i64,
-    hlc_json: Option<&str>,
-) -> Result<(), StorageError> {
-    let size = value_json.map_or(0, str::len) as i64;
-    conn.prepare_cached(
-        "INSERT INTO records (ns, collection, id, value, revision, deleted, updated_at, hlc, size) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-         ON CONFLICT (ns, collection, id) DO UPDATE SET value = excluded.value, \
-         revision = excluded.revision, deleted = excluded.deleted, \
-         updated_at = excluded.updated_at, hlc = excluded.hlc, size = excluded.size",
-    )?
-    .execute(params![
-        ns,
-        collection,
-        id,
-        value_json,
-        revision_to_db(revision),
-        value_json.is_none(),
-        now,
-        hlc_json,
-        size
-    ])?;
-    Ok(())
-}
-
-fn prune_ops(conn: &Connection, retention: Duration) {
-    let cutoff = now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX / 2);
-    match conn.execute("DELETE FROM ops WHERE created_at < ?1", params![cutoff]) {
-        Ok(0) => {}
-        Ok(count) => tracing::info!(count, "pruned remembered op ids"),
-        Err(error) => tracing::warn!(%error, "pruning op ids failed"),
     }
 }

@@ -1,7 +1,5 @@
-//! Server configuration, built from the command line ([`crate::cli`]) or in code (tests, other
-//! crates' end-to-end tests).
-
-pub mod cli;
+//! Server configuration, built in code (tests, other crates' end-to-end tests) or by the
+//! binary from its command line.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -96,9 +94,9 @@ pub struct ServerConfig {
     /// Where `dev` mode keeps its token between runs (tokens are stored hashed, so the plain
     /// token is kept in this file). Default: beside the SQLite file, or `data/dev-token`.
     pub dev_token_file: Option<PathBuf>,
-    /// Unauthenticated `/api/storage/*` requests act as this user (for old clients that cannot
-    /// send headers). Off by default.
-    pub legacy_anonymous_user: Option<String>,
+    /// Unauthenticated `/api/storage/*` (CodeForge API) requests act as this user, for old
+    /// CodeForge clients that cannot send headers. Off by default.
+    pub codeforge_anonymous_user: Option<String>,
     /// Bearer token that `/metrics` requires. Without it, `/metrics` is served only when the
     /// server listens on a loopback address.
     pub metrics_token: Option<String>,
@@ -120,7 +118,7 @@ impl ServerConfig {
             static_dir: None,
             dev: false,
             dev_token_file: None,
-            legacy_anonymous_user: None,
+            codeforge_anonymous_user: None,
             metrics_token: None,
             op_retention: Duration::from_secs(7 * 24 * 3600),
             postgres_pool_size: 16,

@@ -1,15 +1,19 @@
-//! Mutations on PostgreSQL: one transaction each. The namespace row is locked first, so writes to
+//! Mutations on PostgreSQL, one transaction each: the namespace row is locked first, so writes to
 //! one namespace are serialised across every server instance and revisions stay dense and ordered.
+//! Token changes and op pruning are single statements.
 
-use deadpool_postgres::Transaction;
-use persist_protocol::{PushOutcome, Record, Revision};
+use std::time::Duration;
 
-use super::listen;
+use deadpool_postgres::{GenericClient, Transaction};
+use persist_protocol::{PushOutcome, Revision};
+
+use super::{listen, reads};
 use crate::storage::{
-    decide, now_ms, record_from_row, revision_from_db, revision_to_db, Applied, Decision, Mutation,
-    StorageError, StoredRow, UpsertRow, WriteOp, WriteOutcome,
+    now_ms, plan_push, revision_from_db, revision_to_db, Applied, Mutation, StorageError,
+    UpsertRow, WriteOp, WriteOutcome, TOKEN_ID_LEN,
 };
 
+/// Applies one mutation to namespace `ns` in `tx` (the caller commits).
 pub(super) async fn apply(
     tx: &Transaction<'_>,
     ns: &str,
@@ -28,7 +32,8 @@ pub(super) async fn apply(
         Mutation::Push(ops) => Applied::Push(push(tx, ns, &ops, &mut head, now).await?),
         Mutation::Upsert(rows) => Applied::Upsert(upserts(tx, ns, &rows, &mut head, now).await?),
         Mutation::Delete { collection, id } => {
-            let live = read_row(tx, ns, &collection, &id).await?.is_some_and(|row| !row.deleted);
+            let live =
+                reads::current_row(tx, ns, &collection, &id).await?.is_some_and(|row| !row.deleted);
             if live {
                 head += 1;
                 write_row(tx, ns, &collection, &id, None, head, now, None).await?;
@@ -61,6 +66,7 @@ pub(super) async fn apply(
     Ok(WriteOutcome { applied, head })
 }
 
+/// Each op: read what the plan needs, plan (pure), then write the row and remember the answer.
 async fn push(
     tx: &Transaction<'_>,
     ns: &str,
@@ -68,39 +74,27 @@ async fn push(
     head: &mut Revision,
     now: i64,
 ) -> Result<Vec<PushOutcome>, StorageError> {
-    let remembered =
-        tx.prepare_cached("SELECT result FROM ops WHERE ns = $1 AND op_id = $2").await?;
     let remember = tx
         .prepare_cached("INSERT INTO ops (ns, op_id, result, created_at) VALUES ($1, $2, $3, $4)")
         .await?;
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
-        if let Some(row) = tx.query_opt(&remembered, &[&ns, &op.op_id]).await? {
-            let text: String = row.get(0);
-            let outcome = serde_json::from_str(&text)
-                .map_err(|e| StorageError::Corrupt(format!("op {}: {e}", op.op_id)))?;
-            outcomes.push(outcome);
-            continue;
-        }
-        let current = read_row(tx, ns, &op.collection, &op.id).await?;
-        let outcome = match decide(op, current.as_ref()) {
-            Decision::Write => {
-                *head += 1;
-                let value = (!op.delete).then_some(op.value_json.as_str());
-                let hlc = op.hlc.as_ref().and_then(|h| serde_json::to_string(h).ok());
-                write_row(tx, ns, &op.collection, &op.id, value, *head, now, hlc.as_deref())
-                    .await?;
-                PushOutcome::Applied { revision: *head }
-            }
-            Decision::AlreadyThere(revision) => PushOutcome::Applied { revision },
-            Decision::Conflict => PushOutcome::Conflict {
-                current: read_record(tx, ns, &op.collection, &op.id).await?,
-            },
+        let remembered = reads::remembered_outcome(tx, ns, &op.op_id).await?;
+        // A replayed op id gets its remembered answer: its row need not be read.
+        let current = match remembered {
+            Some(_) => None,
+            None => reads::current_row(tx, ns, &op.collection, &op.id).await?,
         };
-        let stored = serde_json::to_string(&outcome)
-            .map_err(|e| StorageError::Database(format!("encode outcome: {e}")))?;
-        tx.execute(&remember, &[&ns, &op.op_id, &stored, &now]).await?;
-        outcomes.push(outcome);
+        let plan = plan_push(op, remembered.as_deref(), current, *head)?;
+        if let Some(write) = &plan.write {
+            let (value, hlc) = (write.value_json, write.hlc_json.as_deref());
+            write_row(tx, ns, &op.collection, &op.id, value, write.revision, now, hlc).await?;
+            *head = write.revision;
+        }
+        if let Some(stored) = &plan.remember {
+            tx.execute(&remember, &[&ns, &op.op_id, stored, &now]).await?;
+        }
+        outcomes.push(plan.outcome);
     }
     Ok(outcomes)
 }
@@ -137,83 +131,6 @@ async fn upserts(
         tx.execute(&statement, &[&ns, &now, &collections, &ids, &values, &revisions]).await?;
     }
     Ok(rows.len() as u64)
-}
-
-async fn read_row(
-    tx: &Transaction<'_>,
-    ns: &str,
-    collection: &str,
-    id: &str,
-) -> Result<Option<StoredRow>, StorageError> {
-    let statement = tx
-        .prepare_cached(
-            "SELECT revision, deleted, value FROM records \
-             WHERE ns = $1 AND collection = $2 AND id = $3",
-        )
-        .await?;
-    Ok(tx.query_opt(&statement, &[&ns, &collection, &id]).await?.map(|row| StoredRow {
-        revision: revision_from_db(row.get(0)),
-        deleted: row.get(1),
-        value_json: row.get(2),
-    }))
-}
-
-pub(super) async fn read_record(
-    client: &impl ReadClient,
-    ns: &str,
-    collection: &str,
-    id: &str,
-) -> Result<Option<Record>, StorageError> {
-    let row = client
-        .query_opt_text(
-            "SELECT value, revision, deleted, updated_at, hlc FROM records \
-             WHERE ns = $1 AND collection = $2 AND id = $3",
-            &[&ns, &collection, &id],
-        )
-        .await?;
-    row.map(|row| {
-        record_from_row(
-            collection.to_owned(),
-            id.to_owned(),
-            row.get::<_, Option<&str>>(0),
-            row.get(1),
-            row.get(2),
-            row.get(3),
-            row.get::<_, Option<&str>>(4),
-        )
-    })
-    .transpose()
-}
-
-/// A client or a transaction: both can run a cached query.
-pub(super) trait ReadClient: Sync {
-    fn query_opt_text(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> impl std::future::Future<Output = Result<Option<tokio_postgres::Row>, StorageError>> + Send;
-}
-
-impl ReadClient for Transaction<'_> {
-    async fn query_opt_text(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<tokio_postgres::Row>, StorageError> {
-        let statement = self.prepare_cached(sql).await?;
-        Ok(self.query_opt(&statement, params).await?)
-    }
-}
-
-impl ReadClient for deadpool_postgres::Object {
-    async fn query_opt_text(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<tokio_postgres::Row>, StorageError> {
-        let statement = self.prepare_cached(sql).await?;
-        Ok(self.query_opt(&statement, params).await?)
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -253,4 +170,44 @@ async fn write_row(
     )
     .await?;
     Ok(())
+}
+
+pub(super) async fn insert_token(
+    client: &impl GenericClient,
+    token_hash: &str,
+    user: &str,
+) -> Result<(), StorageError> {
+    client
+        .execute(
+            "INSERT INTO tokens (hash, \"user\", created_at) VALUES ($1, $2, $3)",
+            &[&token_hash, &user, &now_ms()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Deletes every token of `user`, or only the one whose id (hash prefix) is `id`.
+pub(super) async fn revoke_tokens(
+    client: &impl GenericClient,
+    user: &str,
+    id: Option<&str>,
+) -> Result<u64, StorageError> {
+    let id_len = TOKEN_ID_LEN as i32;
+    Ok(client
+        .execute(
+            "DELETE FROM tokens WHERE \"user\" = $1 \
+             AND ($2::text IS NULL OR left(hash, $3) = $2::text)",
+            &[&user, &id, &id_len],
+        )
+        .await?)
+}
+
+/// Forgets op ids older than `retention`.
+pub(super) async fn prune_ops(client: &impl GenericClient, retention: Duration) {
+    let cutoff = now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX / 2);
+    match client.execute("DELETE FROM ops WHERE created_at < $1", &[&cutoff]).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "pruned remembered op ids"),
+        Err(error) => tracing::warn!(%error, "pruning op ids failed"),
+    }
 }

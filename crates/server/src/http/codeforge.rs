@@ -1,8 +1,9 @@
-//! The seed's key-value API at `/api/storage/*`, mapped onto the same records as the sync
-//! protocol (`"<collection>:<id>"` keys), with the seed's requests, bodies and messages.
+//! CodeForge's key-value storage API at `/api/storage/*`, mapped onto the same records as the
+//! sync protocol (`"<collection>:<id>"` keys), with CodeForge's requests, bodies and messages, so
+//! its old clients keep working.
 //!
 //! Route names vs keys: a path spelled literally `keys`, `export`, `stats` (GET), `import` or
-//! `clear` (POST) is that operation, as in the seed. Every other path is a key: percent-decoded,
+//! `clear` (POST) is that operation, as in CodeForge. Every other path is a key: percent-decoded,
 //! so it may contain `/` (raw or `%2F`), `:`, spaces, unicode. A key spelled like a route name is
 //! reached by percent-encoding any of its characters (`%73tats`) or through the alias
 //! `/api/storage/item/<key>`, which is always a key (so `item/…` keys need the alias too).
@@ -14,19 +15,19 @@ use axum::Json;
 use persist_protocol::{flat_key, split_flat_key, validate_item_key, ErrorCode};
 use serde_json::{json, Map, Value};
 
+use super::extract::CodeForgeUser;
 use super::json::{parse, BodyBytes};
 use super::sync::{unexpected, upsert_row, write_upserts};
 use super::AppState;
-use crate::auth::SeedUser;
 use crate::error::ApiError;
 use crate::storage::{Applied, Mutation};
 
 const KEY_NOT_FOUND: &str = "Key not found";
 const ITEM_PREFIX: &str = "item/";
 
-/// What a seed request asks for.
+/// What a CodeForge request asks for.
 #[derive(Debug, PartialEq, Eq)]
-enum SeedRoute {
+enum CodeForgeRoute {
     Keys,
     Export,
     Import,
@@ -47,29 +48,29 @@ pub(super) async fn dispatch(
     State(state): State<AppState>,
     method: Method,
     OriginalUri(uri): OriginalUri,
-    user: Result<SeedUser, ApiError>,
+    user: Result<CodeForgeUser, ApiError>,
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let raw = uri.path().strip_prefix("/api/storage/").unwrap_or_default();
     let route = resolve(&method, raw)?;
-    let SeedUser(user) = user?;
+    let CodeForgeUser(user) = user?;
     let limits = &state.config.limits;
     let read_body = || -> Result<Value, ApiError> {
         let bytes = body.clone()?;
-        if !matches!(route, SeedRoute::Import) && bytes.len() > limits.max_body_bytes {
+        if !matches!(route, CodeForgeRoute::Import) && bytes.len() > limits.max_body_bytes {
             return Err(ApiError::too_large("request body is larger than the server's limit"));
         }
         parse(&bytes)
     };
     let storage = &state.storage;
     let response = match &route {
-        SeedRoute::Keys => {
+        CodeForgeRoute::Keys => {
             let mut keys: Vec<String> =
                 storage.keys(&user).await?.iter().map(|(c, i)| flat_key(c, i)).collect();
             keys.sort();
             Json(json!({ "keys": keys })).into_response()
         }
-        SeedRoute::Export => {
+        CodeForgeRoute::Export => {
             let export = storage.export(&user).await?;
             let flat: Map<String, Value> = export
                 .records
@@ -78,7 +79,7 @@ pub(super) async fn dispatch(
                 .collect();
             Json(Value::Object(flat)).into_response()
         }
-        SeedRoute::Import => {
+        CodeForgeRoute::Import => {
             let Value::Object(items) = read_body()? else {
                 return Err(ApiError::malformed("Data must be an object"));
             };
@@ -95,8 +96,8 @@ pub(super) async fn dispatch(
             let (imported, _) = write_upserts(&state, &user, rows).await?;
             Json(json!({ "success": true, "imported": imported })).into_response()
         }
-        SeedRoute::Stats => Json(storage.stats(&user).await?).into_response(),
-        SeedRoute::Clear => {
+        CodeForgeRoute::Stats => Json(storage.stats(&user).await?).into_response(),
+        CodeForgeRoute::Clear => {
             let written = storage.write(&user, Mutation::Clear).await?;
             match written.applied {
                 Applied::Clear(count) => tracing::debug!(user, count, "namespace cleared"),
@@ -104,7 +105,7 @@ pub(super) async fn dispatch(
             }
             success()
         }
-        SeedRoute::Get(key) => {
+        CodeForgeRoute::Get(key) => {
             let (collection, id) = split_flat_key(key);
             match storage.get(&user, collection, id).await? {
                 Some(record) if !record.deleted => {
@@ -113,7 +114,7 @@ pub(super) async fn dispatch(
                 _ => return Err(ApiError::not_found(KEY_NOT_FOUND)),
             }
         }
-        SeedRoute::Put(key) => {
+        CodeForgeRoute::Put(key) => {
             let (collection, id) = split_flat_key(key);
             let value = match read_body()? {
                 Value::Object(mut fields) => fields.remove("value"),
@@ -129,7 +130,7 @@ pub(super) async fn dispatch(
             }
             success()
         }
-        SeedRoute::Delete(key) => {
+        CodeForgeRoute::Delete(key) => {
             let (collection, id) = split_flat_key(key);
             let mutation = Mutation::Delete { collection: collection.into(), id: id.into() };
             match storage.write(&user, mutation).await?.applied {
@@ -147,13 +148,13 @@ fn success() -> Response {
 }
 
 /// Maps a method and the raw (still percent-encoded) path after `/api/storage/` to a route.
-fn resolve(method: &Method, raw: &str) -> Result<SeedRoute, ApiError> {
+fn resolve(method: &Method, raw: &str) -> Result<CodeForgeRoute, ApiError> {
     let reserved = match (method.as_str(), raw) {
-        ("GET" | "HEAD", "keys") => Some(SeedRoute::Keys),
-        ("GET" | "HEAD", "export") => Some(SeedRoute::Export),
-        ("GET" | "HEAD", "stats") => Some(SeedRoute::Stats),
-        ("POST", "import") => Some(SeedRoute::Import),
-        ("POST", "clear") => Some(SeedRoute::Clear),
+        ("GET" | "HEAD", "keys") => Some(CodeForgeRoute::Keys),
+        ("GET" | "HEAD", "export") => Some(CodeForgeRoute::Export),
+        ("GET" | "HEAD", "stats") => Some(CodeForgeRoute::Stats),
+        ("POST", "import") => Some(CodeForgeRoute::Import),
+        ("POST", "clear") => Some(CodeForgeRoute::Clear),
         _ => None,
     };
     if let Some(route) = reserved {
@@ -173,9 +174,9 @@ fn resolve(method: &Method, raw: &str) -> Result<SeedRoute, ApiError> {
         return Err(ApiError::invalid(format!("invalid key {key:?}: {error}")));
     }
     match *method {
-        Method::GET | Method::HEAD => Ok(SeedRoute::Get(key)),
-        Method::PUT | Method::POST => Ok(SeedRoute::Put(key)),
-        Method::DELETE => Ok(SeedRoute::Delete(key)),
+        Method::GET | Method::HEAD => Ok(CodeForgeRoute::Get(key)),
+        Method::PUT | Method::POST => Ok(CodeForgeRoute::Put(key)),
+        Method::DELETE => Ok(CodeForgeRoute::Delete(key)),
         _ => Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed")),
     }
 }
@@ -186,27 +187,27 @@ mod tests {
 
     #[test]
     fn route_names_win_only_for_their_method_and_spelling() {
-        assert_eq!(resolve(&Method::GET, "stats").unwrap(), SeedRoute::Stats);
-        assert_eq!(resolve(&Method::PUT, "stats").unwrap(), SeedRoute::Put("stats".into()));
-        assert_eq!(resolve(&Method::GET, "%73tats").unwrap(), SeedRoute::Get("stats".into()));
-        assert_eq!(resolve(&Method::GET, "item/keys").unwrap(), SeedRoute::Get("keys".into()));
-        assert_eq!(resolve(&Method::POST, "clear").unwrap(), SeedRoute::Clear);
-        assert_eq!(resolve(&Method::GET, "clear").unwrap(), SeedRoute::Get("clear".into()));
+        assert_eq!(resolve(&Method::GET, "stats").unwrap(), CodeForgeRoute::Stats);
+        assert_eq!(resolve(&Method::PUT, "stats").unwrap(), CodeForgeRoute::Put("stats".into()));
+        assert_eq!(resolve(&Method::GET, "%73tats").unwrap(), CodeForgeRoute::Get("stats".into()));
+        assert_eq!(resolve(&Method::GET, "item/keys").unwrap(), CodeForgeRoute::Get("keys".into()));
+        assert_eq!(resolve(&Method::POST, "clear").unwrap(), CodeForgeRoute::Clear);
+        assert_eq!(resolve(&Method::GET, "clear").unwrap(), CodeForgeRoute::Get("clear".into()));
     }
 
     #[test]
     fn keys_are_percent_decoded_and_may_hold_slashes() {
         assert_eq!(
             resolve(&Method::GET, "files:src/a%20b.rs").unwrap(),
-            SeedRoute::Get("files:src/a b.rs".into())
+            CodeForgeRoute::Get("files:src/a b.rs".into())
         );
         assert_eq!(
             resolve(&Method::DELETE, "files:a%2Fb").unwrap(),
-            SeedRoute::Delete("files:a/b".into())
+            CodeForgeRoute::Delete("files:a/b".into())
         );
         assert_eq!(
             resolve(&Method::PUT, "files:%C3%BC").unwrap(),
-            SeedRoute::Put("files:ü".into())
+            CodeForgeRoute::Put("files:ü".into())
         );
         assert_eq!(resolve(&Method::PUT, "%FF").unwrap_err().code(), ErrorCode::InvalidInput);
         assert_eq!(resolve(&Method::PATCH, "a").unwrap_err().code(), ErrorCode::MethodNotAllowed);

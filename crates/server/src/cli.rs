@@ -1,31 +1,55 @@
-//! The command line: `persist-server [serve] [flags]` and `persist-server token create <user>`.
-//! Every flag also reads an environment variable (shown in `--help`).
+//! The command line: `persist-server [serve] [flags]` and `persist-server token
+//! create|list|revoke`. Every flag also reads an environment variable (shown in `--help`). Part
+//! of the binary only: the library takes a [`ServerConfig`], however it was made.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use super::{DatabaseConfig, Limits, ServerConfig};
+use persist_server::{DatabaseConfig, Limits, ServerConfig, TokenInfo};
 
-/// The yewdux-persist sync server: the sync protocol at /v1/*, the seed's key-value API at
+/// The yewdux-persist sync server: the sync protocol at /v1/*, CodeForge's key-value API at
 /// /api/storage/*, health at /health, Prometheus metrics at /metrics, and the built app.
 #[derive(Debug, Parser)]
 #[command(name = "persist-server", version, args_conflicts_with_subcommands = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do (default: serve).
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
     /// Flags of `serve` (also accepted without the subcommand).
     #[command(flatten)]
-    pub serve: ServeArgs,
+    pub(crate) serve: ServeArgs,
+}
+
+/// The environment variable `PERSIST_CODEFORGE_ANONYMOUS_USER` had before CodeForge was called by
+/// its name; still read when the new one is unset, so existing deployments keep working.
+pub(crate) const OLD_ANONYMOUS_USER_ENV: &str = "PERSIST_LEGACY_ANONYMOUS_USER";
+
+impl Cli {
+    /// Parses the process's arguments and environment; exits with clap's message when they are
+    /// wrong (as [`Parser::parse`] does).
+    pub(crate) fn from_process() -> Cli {
+        let mut cli = Cli::parse();
+        let var = |name: &str| std::env::var_os(name);
+        let read = match &mut cli.command {
+            Some(Command::Serve(args)) => args.read_old_env_names(var),
+            None => cli.serve.read_old_env_names(var),
+            Some(Command::Token(_)) => Ok(()),
+        };
+        if let Err(error) = read {
+            error.exit();
+        }
+        cli
+    }
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Serve HTTP (the default).
     Serve(ServeArgs),
     /// Manage bearer tokens.
@@ -35,7 +59,7 @@ pub enum Command {
 
 /// Token subcommands.
 #[derive(Debug, Subcommand)]
-pub enum TokenCommand {
+pub(crate) enum TokenCommand {
     /// Create a token for USER (its namespace) and print it on the last line of output. Only a
     /// SHA-256 hash is stored: keep the printed token.
     Create {
@@ -70,64 +94,94 @@ pub enum TokenCommand {
 
 /// Flags of `serve`.
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PERSIST_LISTEN", default_value = "127.0.0.1:5001")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The database: a SQLite file path (or `sqlite:<path>`), or a `postgres://` URL.
     #[arg(long, env = "PERSIST_DATABASE", default_value = "data/persist.sqlite3")]
-    pub database: String,
+    pub(crate) database: String,
     /// Origins allowed by CORS (repeat or comma-separate; `*` for any). Default: same origin only.
     #[arg(long = "cors-origin", env = "PERSIST_CORS_ORIGINS", value_delimiter = ',')]
-    pub cors_origins: Vec<String>,
+    pub(crate) cors_origins: Vec<String>,
     /// Largest request body in bytes (413 past it).
     #[arg(long, env = "PERSIST_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Largest body of /v1/import and /api/storage/import in bytes.
     #[arg(long, env = "PERSIST_MAX_IMPORT_BYTES", default_value_t = Limits::default().max_import_bytes)]
-    pub max_import_bytes: usize,
+    pub(crate) max_import_bytes: usize,
     /// Largest single value (compact JSON) in bytes (a push op is rejected, a PUT gets 413).
     #[arg(long, env = "PERSIST_MAX_VALUE_BYTES", default_value_t = Limits::default().max_value_bytes)]
-    pub max_value_bytes: usize,
+    pub(crate) max_value_bytes: usize,
     /// Sustained requests per second per user (429 past it); 0 disables rate limiting.
     #[arg(long, env = "PERSIST_RATE_LIMIT", default_value_t = Limits::default().rate_limit_per_second)]
-    pub rate_limit: f64,
+    pub(crate) rate_limit: f64,
     /// Requests a user may send in a burst before the sustained rate applies.
     #[arg(long, env = "PERSIST_RATE_LIMIT_BURST", default_value_t = Limits::default().rate_limit_burst)]
-    pub rate_limit_burst: u32,
+    pub(crate) rate_limit_burst: u32,
     /// Seconds a request may take to arrive and be answered (past it: 408 while the body is still
     /// arriving, else 503; import/export get 10×; the event stream is not cut); 0 turns it off.
     #[arg(long, env = "PERSIST_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
-    pub request_timeout_secs: u64,
+    pub(crate) request_timeout_secs: u64,
     /// Serve the built app from this folder (unknown non-API paths get its index.html).
     #[arg(long, env = "PERSIST_STATIC_DIR")]
-    pub static_dir: Option<PathBuf>,
+    pub(crate) static_dir: Option<PathBuf>,
     /// Development mode (loopback only): creates or reuses a token of user `dev`, serves it at
     /// GET /dev-config.json and allows CORS from loopback origins.
     #[arg(long, env = "PERSIST_DEV")]
-    pub dev: bool,
-    /// Let unauthenticated /api/storage/* requests act as USER (old clients that cannot send
-    /// headers). Off by default; anyone who can reach the server can then use that namespace.
-    #[arg(long, env = "PERSIST_LEGACY_ANONYMOUS_USER", value_name = "USER")]
-    pub legacy_anonymous_user: Option<String>,
+    pub(crate) dev: bool,
+    /// Let unauthenticated /api/storage/* requests act as USER (old CodeForge clients that
+    /// cannot send headers). Off by default; anyone who can reach the server can then use that
+    /// namespace. The old names still work: --legacy-anonymous-user, and
+    /// PERSIST_LEGACY_ANONYMOUS_USER (read when PERSIST_CODEFORGE_ANONYMOUS_USER is unset).
+    #[arg(
+        long,
+        env = "PERSIST_CODEFORGE_ANONYMOUS_USER",
+        value_name = "USER",
+        // The flag's name before CodeForge was called by its name; kept for existing scripts.
+        alias = "legacy-anonymous-user"
+    )]
+    pub(crate) codeforge_anonymous_user: Option<String>,
     /// Bearer token required by /metrics. Without it, /metrics is served only on a loopback
     /// listen address.
     #[arg(long, env = "PERSIST_METRICS_TOKEN", hide_env_values = true)]
-    pub metrics_token: Option<String>,
+    pub(crate) metrics_token: Option<String>,
     /// Days op ids are remembered, so a retried push gets its first answer.
     #[arg(long, env = "PERSIST_OP_RETENTION_DAYS", default_value_t = 7)]
-    pub op_retention_days: u64,
+    pub(crate) op_retention_days: u64,
     /// PostgreSQL connection pool size (per server instance).
     #[arg(long, env = "PERSIST_PG_POOL_SIZE", default_value_t = 16)]
-    pub pg_pool_size: usize,
+    pub(crate) pg_pool_size: usize,
     /// Log filter (tracing's EnvFilter syntax; RUST_LOG overrides it).
     #[arg(long, env = "PERSIST_LOG", default_value = "info")]
-    pub log: String,
+    pub(crate) log: String,
 }
 
 impl ServeArgs {
+    /// Fills in what clap cannot: `--codeforge-anonymous-user` from [`OLD_ANONYMOUS_USER_ENV`]
+    /// when neither the flag (or its alias) nor `PERSIST_CODEFORGE_ANONYMOUS_USER` gave it. `var`
+    /// reads an environment variable (the process's in the binary, a map in tests). Like clap, a
+    /// set but empty variable counts as set, and one that is not UTF-8 is an error.
+    pub(crate) fn read_old_env_names(
+        &mut self,
+        var: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<(), clap::Error> {
+        if self.codeforge_anonymous_user.is_none() {
+            if let Some(value) = var(OLD_ANONYMOUS_USER_ENV) {
+                let value = value.into_string().map_err(|_| {
+                    Cli::command().error(
+                        ErrorKind::InvalidUtf8,
+                        format!("{OLD_ANONYMOUS_USER_ENV} is not valid UTF-8"),
+                    )
+                })?;
+                self.codeforge_anonymous_user = Some(value);
+            }
+        }
+        Ok(())
+    }
+
     /// The server configuration these flags describe.
-    pub fn to_config(&self) -> ServerConfig {
+    pub(crate) fn to_config(&self) -> ServerConfig {
         let mut config = ServerConfig::with_database(DatabaseConfig::parse(&self.database));
         config.cors_origins = self
             .cors_origins
@@ -145,7 +199,7 @@ impl ServeArgs {
         };
         config.static_dir = self.static_dir.clone();
         config.dev = self.dev;
-        config.legacy_anonymous_user = self.legacy_anonymous_user.clone();
+        config.codeforge_anonymous_user = self.codeforge_anonymous_user.clone();
         config.metrics_token = self.metrics_token.clone().filter(|t| !t.is_empty());
         config.op_retention = Duration::from_secs(self.op_retention_days.max(1) * 24 * 3600);
         config.postgres_pool_size = self.pg_pool_size;
@@ -153,64 +207,8 @@ impl ServeArgs {
     }
 }
 
-/// Runs the command line; the binary's `main`.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let serve = match &cli.command {
-        Some(Command::Serve(args)) => Some(args.clone()),
-        None => Some(cli.serve.clone()),
-        Some(Command::Token(_)) => None,
-    };
-    init_logging(serve.as_ref().map_or("warn", |args| args.log.as_str()));
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("persist-server: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        match (serve, cli.command) {
-            (Some(args), _) => serve_until_signal(args).await,
-            (None, Some(Command::Token(TokenCommand::Create { user, database }))) => {
-                let database = DatabaseConfig::parse(&database);
-                let token = crate::create_token(&database, &user).await?;
-                println!("created a token for user {user:?} in {}", database.describe());
-                println!("{token}");
-                Ok(())
-            }
-            (None, Some(Command::Token(TokenCommand::List { user, database }))) => {
-                let database = DatabaseConfig::parse(&database);
-                let tokens = crate::list_tokens(&database, user.as_deref()).await?;
-                print!("{}", token_table(&tokens));
-                Ok(())
-            }
-            (None, Some(Command::Token(TokenCommand::Revoke { user, id, database }))) => {
-                let database = DatabaseConfig::parse(&database);
-                let revoked = crate::revoke_tokens(&database, &user, id.as_deref()).await?;
-                println!("revoked {revoked} token(s) of user {user:?} in {}", database.describe());
-                if revoked == 0 {
-                    return Err(crate::ServerError::Config(match id {
-                        Some(id) => format!("user {user:?} has no token with id {id}"),
-                        None => format!("user {user:?} has no tokens"),
-                    }));
-                }
-                Ok(())
-            }
-            (None, _) => Ok(()),
-        }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("persist-server: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 /// `token list`'s output: a header and one line per token.
-fn token_table(tokens: &[crate::TokenInfo]) -> String {
+pub(crate) fn token_table(tokens: &[TokenInfo]) -> String {
     let width = tokens.iter().map(|t| t.user.chars().count()).max().unwrap_or(0).max(4);
     let mut out = format!("{:<width$}  {:<12}  created (UTC)\n", "user", "id");
     for token in tokens {
@@ -221,53 +219,6 @@ fn token_table(tokens: &[crate::TokenInfo]) -> String {
         out.push_str(&format!("{:<width$}  {:<12}  {created}\n", token.user, token.id));
     }
     out
-}
-
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-}
-
-async fn serve_until_signal(args: ServeArgs) -> Result<(), crate::ServerError> {
-    let config = args.to_config();
-    tracing::info!(database = %config.database.describe(), "starting");
-    // Refuse before binding anything.
-    crate::server::check_dev_address(config.dev, args.listen)?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    let server = crate::start(listener, config).await?;
-    // A stable line on stdout: scripts and tests read the address from it.
-    println!("persist-server listening on {}", server.base_url());
-    let handle = server.shutdown_handle();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        handle.shutdown();
-    });
-    server.wait().await
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            let _ = ctrl_c.await;
-            return;
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("signal received");
 }
 
 #[cfg(test)]
@@ -304,7 +255,7 @@ mod tests {
 
     #[test]
     fn token_list_shows_ids_and_times_never_tokens() {
-        let tokens = [crate::TokenInfo {
+        let tokens = [TokenInfo {
             user: "alice".into(),
             id: "ba7816bf8f01".into(),
             created_at_ms: 1_764_115_200_000,
@@ -345,5 +296,39 @@ mod tests {
             cli.command,
             Some(Command::Token(TokenCommand::Create { ref user, .. })) if user == "alice"
         ));
+    }
+
+    #[test]
+    fn the_anonymous_user_flag_has_its_new_name_and_its_old_one() {
+        for flag in ["--codeforge-anonymous-user", "--legacy-anonymous-user"] {
+            let cli = Cli::try_parse_from(["persist-server", flag, "old-client"]).unwrap();
+            assert_eq!(
+                cli.serve.to_config().codeforge_anonymous_user.as_deref(),
+                Some("old-client"),
+                "{flag}"
+            );
+        }
+    }
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(["persist-server", "serve"].iter().chain(args)).unwrap();
+        let Some(Command::Serve(args)) = cli.command else { panic!("serve expected") };
+        args
+    }
+
+    #[test]
+    fn the_old_environment_variable_is_read_when_nothing_else_names_the_user() {
+        let old_only = |name: &str| (name == OLD_ANONYMOUS_USER_ENV).then(|| OsString::from("bob"));
+        let mut args = serve_args(&[]);
+        args.read_old_env_names(old_only).unwrap();
+        assert_eq!(args.to_config().codeforge_anonymous_user.as_deref(), Some("bob"));
+        // The flag (and so the new variable, which clap reads into it) wins over the old name.
+        let mut args = serve_args(&["--codeforge-anonymous-user", "alice"]);
+        args.read_old_env_names(old_only).unwrap();
+        assert_eq!(args.to_config().codeforge_anonymous_user.as_deref(), Some("alice"));
+        // Neither: off.
+        let mut args = serve_args(&[]);
+        args.read_old_env_names(|_| None).unwrap();
+        assert_eq!(args.to_config().codeforge_anonymous_user, None);
     }
 }

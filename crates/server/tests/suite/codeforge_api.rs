@@ -1,22 +1,26 @@
-//! The seed's key-value API: every row of its table, keys with `/`, `:` and unicode, route names
-//! vs keys, the legacy anonymous user, atomic upserts.
+//! CodeForge's key-value storage API: every row of its table, keys with `/`, `:` and unicode,
+//! route names vs keys, the CodeForge anonymous user (and its old flag and environment variable
+//! names), atomic upserts.
+
+use std::process::Child;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{put_op, Backend, TestServer};
+use crate::harness::{binary_create_token, put_op, spawn_binary, unique, Backend, TestServer};
 
 backend_tests!(
-    every_row_of_the_seed_table,
+    every_row_of_the_codeforge_table,
     keys_may_hold_slashes_colons_and_unicode,
     route_names_and_keys_do_not_collide,
-    seed_writes_are_the_same_records_as_sync,
-    legacy_anonymous_user_maps_unauthenticated_seed_requests,
+    codeforge_writes_are_the_same_records_as_sync,
+    anonymous_user_maps_unauthenticated_codeforge_requests,
     concurrent_puts_of_one_key_all_succeed,
     clear_leaves_tombstones_that_sync,
+    keys_in_collections_starting_with_two_underscores_are_refused,
 );
 
-async fn every_row_of_the_seed_table(backend: Backend) {
+async fn every_row_of_the_codeforge_table(backend: Backend) {
     let server = TestServer::start(&backend).await;
     let alice = server.user("alice").await;
     // GET /health
@@ -164,20 +168,20 @@ async fn route_names_and_keys_do_not_collide(backend: Backend) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-async fn seed_writes_are_the_same_records_as_sync(backend: Backend) {
+async fn codeforge_writes_are_the_same_records_as_sync(backend: Backend) {
     let server = TestServer::start(&backend).await;
     let alice = server.user("alice").await;
     server.push(&alice, json!([put_op("p", "files", "a.rs", json!({"v": 1}), None)])).await;
     let (_, body) = server.get("/api/storage/files:a.rs", &alice).await;
     assert_eq!(body, json!({"value": {"v": 1}}));
-    // A seed PUT is an unconditional upsert at a new revision.
+    // A CodeForge PUT is an unconditional upsert at a new revision.
     server.put("/api/storage/files:a.rs", &alice, json!({"value": {"v": 2}})).await;
     let answer =
         server.push(&alice, json!([put_op("q", "files", "a.rs", json!({"v": 3}), Some(1))])).await;
     assert_eq!(answer["results"][0]["status"], "conflict");
     assert_eq!(answer["results"][0]["current"]["value"], json!({"v": 2}));
     assert_eq!(answer["results"][0]["current"]["revision"], 2);
-    // A seed DELETE is a tombstone.
+    // A CodeForge DELETE is a tombstone.
     server.delete("/api/storage/files:a.rs", &alice).await;
     let records = server.pull_all(&alice, 2, 100).await;
     assert_eq!(records.len(), 1);
@@ -185,11 +189,10 @@ async fn seed_writes_are_the_same_records_as_sync(backend: Backend) {
     assert_eq!(records[0]["revision"], 3);
 }
 
-async fn legacy_anonymous_user_maps_unauthenticated_seed_requests(backend: Backend) {
-    let legacy = crate::harness::unique("legacy");
-    let name = legacy.clone();
+async fn anonymous_user_maps_unauthenticated_codeforge_requests(backend: Backend) {
+    let name = crate::harness::unique("anonymous");
     let server =
-        TestServer::start_with(&backend, move |c| c.legacy_anonymous_user = Some(name)).await;
+        TestServer::start_with(&backend, move |c| c.codeforge_anonymous_user = Some(name)).await;
     let (status, _) = server
         .call(Method::PUT, "/api/storage/files:x", None, Some(json!({"value": "anon"})))
         .await;
@@ -205,10 +208,66 @@ async fn legacy_anonymous_user_maps_unauthenticated_seed_requests(backend: Backe
     let bob = server.user("bob").await;
     let (status, _) = server.get("/api/storage/files:x", &bob).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    // Without the flag, anonymous seed requests are refused.
+    // Without the flag, anonymous CodeForge requests are refused.
     let strict = TestServer::start(&backend).await;
     let (status, body) = strict.call(Method::GET, "/api/storage/stats", None, None).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+}
+
+/// The anonymous user's flag and environment variable were named "legacy" before CodeForge was
+/// called by its name; the old names still work. Runs the real binary: the flag alias is clap's,
+/// the old variable is read by the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anonymous_user_keeps_its_old_flag_and_environment_variable_names() {
+    const NEW_ENV: &str = "PERSIST_CODEFORGE_ANONYMOUS_USER";
+    const OLD_ENV: &str = "PERSIST_LEGACY_ANONYMOUS_USER";
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("persist.sqlite3").display().to_string();
+    let names: Vec<String> = (0..4).map(|n| unique(&format!("anonymous{n}"))).collect();
+    let tokens: Vec<String> =
+        names.iter().map(|name| binary_create_token(&database, name)).collect();
+    let http = reqwest::Client::new();
+    // (case, flags, environment, the user whose namespace anonymous requests must land in)
+    let cases = [
+        ("old flag", vec!["--legacy-anonymous-user", &names[0]], vec![], 0),
+        ("old variable", vec![], vec![(OLD_ENV, &names[1])], 1),
+        (
+            "new variable over the old one",
+            vec![],
+            vec![(NEW_ENV, &names[2]), (OLD_ENV, &names[3])],
+            2,
+        ),
+        (
+            "flag over the old variable",
+            vec!["--codeforge-anonymous-user", &names[3]],
+            vec![(OLD_ENV, &names[0])],
+            3,
+        ),
+    ];
+    for (index, (case, flags, variables, expected)) in cases.into_iter().enumerate() {
+        let (child, base) = spawn_binary(&database, |command| {
+            command.env_remove(NEW_ENV).env_remove(OLD_ENV).args(flags).envs(variables);
+        });
+        let _stop = KillOnDrop(child);
+        let url = format!("{base}/api/storage/files:case{index}");
+        let status = http.put(&url).json(&json!({"value": case})).send().await.unwrap().status();
+        assert_eq!(status, StatusCode::OK, "{case}: an anonymous PUT is accepted");
+        for (user, token) in tokens.iter().enumerate() {
+            let response = http.get(&url).bearer_auth(token).send().await.unwrap();
+            let wanted = if user == expected { StatusCode::OK } else { StatusCode::NOT_FOUND };
+            assert_eq!(response.status(), wanted, "{case}: namespace of user {user}");
+        }
+    }
+}
+
+/// Stops a spawned server even when an assertion fails.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 async fn concurrent_puts_of_one_key_all_succeed(backend: Backend) {
@@ -247,4 +306,21 @@ async fn clear_leaves_tombstones_that_sync(backend: Backend) {
         (records[0]["id"].as_str(), records[0]["deleted"].as_bool()),
         (Some("1"), Some(true))
     );
+}
+
+/// `__…` collections are the client's own bookkeeping stores (`persist_protocol::RESERVED_PREFIX`),
+/// so a CodeForge key `__x:y` cannot be written (and reads as absent, like every invalid key).
+async fn keys_in_collections_starting_with_two_underscores_are_refused(backend: Backend) {
+    let server = TestServer::start(&backend).await;
+    let alice = server.user("alice").await;
+    let (status, body) = server.put("/api/storage/__x:y", &alice, json!({"value": 1})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")));
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("reserved") && message.contains("__x"), "{message}");
+    let (status, _) = server.get("/api/storage/__x:y", &alice).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = server.post("/api/storage/import", &alice, json!({"__x:y": 1})).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")));
+    let (_, keys) = server.get("/api/storage/keys", &alice).await;
+    assert_eq!(keys, json!({"keys": []}), "nothing was written");
 }

@@ -1,0 +1,319 @@
+//! The push step shared by both backends, as pure functions (no I/O): [`decide`] is the rule, and
+//! [`plan_push`] turns one op, its remembered answer and the item's current row into a
+//! [`PushPlan`]: what to answer, which row to write, what to remember. A backend only reads its
+//! inputs and carries the plan out, inside the push's transaction.
+
+use persist_protocol::{PushOutcome, Record, Revision};
+
+use super::{record_from_row, StorageError, WriteOp};
+
+/// The current row of an item: what the push rule and a conflict answer need, read in one query.
+#[derive(Debug, Clone)]
+pub(crate) struct CurrentRow {
+    /// Compact JSON of the value (`None` for a tombstone). Parsed only when the rule compares
+    /// values or a conflict answer shows it: the write path never parses it.
+    pub(crate) value_json: Option<String>,
+    pub(crate) revision: Revision,
+    pub(crate) deleted: bool,
+    /// Server time of the row's write, epoch milliseconds.
+    pub(crate) updated_at: i64,
+    /// The HLC stamp the row was written with, as JSON.
+    pub(crate) hlc_json: Option<String>,
+}
+
+impl CurrentRow {
+    /// The row as the protocol's record of `collection`/`id`.
+    pub(crate) fn into_record(
+        self,
+        collection: String,
+        id: String,
+    ) -> Result<Record, StorageError> {
+        record_from_row(
+            collection,
+            id,
+            self.value_json.as_deref(),
+            self.revision,
+            self.deleted,
+            self.updated_at,
+            self.hlc_json.as_deref(),
+        )
+    }
+}
+
+/// What the rule says about one op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// The base matches: write, at a new namespace revision.
+    Write,
+    /// Nothing to disagree about: answer `Applied` at the item's current revision.
+    AlreadyThere(Revision),
+    /// The base differs: answer with the server's record.
+    Conflict,
+}
+
+/// The rule: the current revision is the row's revision (tombstones included), or 0 when there is
+/// no row; the base is the op's `base_revision` or 0. Equal → write. Otherwise a conflict, except
+/// a delete onto a tombstone or an absent item, and a put of the value the item already holds.
+fn decide(op: &WriteOp, current: Option<&CurrentRow>) -> Decision {
+    let current_revision = current.map_or(0, |row| row.revision);
+    if op.base == current_revision {
+        return Decision::Write;
+    }
+    let live_value = current.filter(|row| !row.deleted).and_then(|row| row.value_json.as_deref());
+    if op.delete {
+        if live_value.is_none() {
+            return Decision::AlreadyThere(current_revision);
+        }
+    } else if let Some(text) = live_value {
+        // Compare parsed values, so key order and spacing do not matter.
+        if serde_json::from_str::<serde_json::Value>(text).is_ok_and(|stored| stored == op.value) {
+            return Decision::AlreadyThere(current_revision);
+        }
+    }
+    Decision::Conflict
+}
+
+/// The row an applied op writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowWrite<'op> {
+    /// The item's new revision: the namespace head + 1 (the new head).
+    pub(crate) revision: Revision,
+    /// Compact JSON of the value; `None` writes a tombstone.
+    pub(crate) value_json: Option<&'op str>,
+    /// The op's HLC stamp, as JSON.
+    pub(crate) hlc_json: Option<String>,
+}
+
+/// What a backend does for one op.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PushPlan<'op> {
+    /// The answer to the op.
+    pub(crate) outcome: PushOutcome,
+    /// The row to write, if the op applies now.
+    pub(crate) write: Option<RowWrite<'op>>,
+    /// The outcome as JSON, to store under the op id so a retry gets the same answer; `None`
+    /// when the op id already has its answer stored.
+    pub(crate) remember: Option<String>,
+}
+
+/// Plans one op of a push. `remembered` is the answer stored under the op id by an earlier push
+/// (as stored, JSON); when there is one, it is the answer again and nothing is written, so
+/// backends need not read `current` then. `current` is the item's row and `head` the namespace's
+/// revision before this op.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] when the remembered answer or the current row cannot be read back.
+pub(crate) fn plan_push<'op>(
+    op: &'op WriteOp,
+    remembered: Option<&str>,
+    current: Option<CurrentRow>,
+    head: Revision,
+) -> Result<PushPlan<'op>, StorageError> {
+    if let Some(text) = remembered {
+        let outcome = serde_json::from_str(text)
+            .map_err(|e| StorageError::Corrupt(format!("op {}: {e}", op.op_id)))?;
+        return Ok(PushPlan { outcome, write: None, remember: None });
+    }
+    let (outcome, write) = match decide(op, current.as_ref()) {
+        Decision::Write => {
+            let revision = head + 1;
+            let write = RowWrite {
+                revision,
+                value_json: (!op.delete).then_some(op.value_json.as_str()),
+                hlc_json: op.hlc.as_ref().and_then(|hlc| serde_json::to_string(hlc).ok()),
+            };
+            (PushOutcome::Applied { revision }, Some(write))
+        }
+        Decision::AlreadyThere(revision) => (PushOutcome::Applied { revision }, None),
+        Decision::Conflict => {
+            let current = current
+                .map(|row| row.into_record(op.collection.clone(), op.id.clone()))
+                .transpose()?;
+            (PushOutcome::Conflict { current }, None)
+        }
+    };
+    let remember = serde_json::to_string(&outcome)
+        .map_err(|e| StorageError::Database(format!("encode outcome: {e}")))?;
+    Ok(PushPlan { outcome, write, remember: Some(remember) })
+}
+
+#[cfg(test)]
+mod tests {
+    use persist_protocol::Hlc;
+    use serde_json::json;
+
+    use super::*;
+
+    fn write_op(base: Revision, delete: bool, value: serde_json::Value) -> WriteOp {
+        WriteOp {
+            op_id: "o".into(),
+            collection: "c".into(),
+            id: "i".into(),
+            base,
+            delete,
+            value_json: if delete { String::new() } else { value.to_string() },
+            value,
+            hlc: None,
+        }
+    }
+
+    fn live(revision: Revision, value: serde_json::Value) -> CurrentRow {
+        CurrentRow {
+            value_json: Some(value.to_string()),
+            revision,
+            deleted: false,
+            updated_at: 1_700_000_000_000,
+            hlc_json: None,
+        }
+    }
+
+    fn tombstone(revision: Revision) -> CurrentRow {
+        CurrentRow {
+            value_json: None,
+            revision,
+            deleted: true,
+            updated_at: 1_700_000_000_001,
+            hlc_json: None,
+        }
+    }
+
+    fn remembered(outcome: &PushOutcome) -> String {
+        serde_json::to_string(outcome).unwrap()
+    }
+
+    #[test]
+    fn equal_base_writes() {
+        assert_eq!(decide(&write_op(0, false, json!(1)), None), Decision::Write);
+        assert_eq!(
+            decide(&write_op(3, false, json!(1)), Some(&live(3, json!(2)))),
+            Decision::Write
+        );
+        assert_eq!(decide(&write_op(4, true, json!(null)), Some(&tombstone(4))), Decision::Write);
+    }
+
+    #[test]
+    fn stale_base_conflicts() {
+        assert_eq!(
+            decide(&write_op(2, false, json!(1)), Some(&live(3, json!(2)))),
+            Decision::Conflict
+        );
+        assert_eq!(decide(&write_op(0, false, json!(1)), Some(&tombstone(5))), Decision::Conflict);
+        assert_eq!(
+            decide(&write_op(2, true, json!(null)), Some(&live(3, json!(2)))),
+            Decision::Conflict
+        );
+        assert_eq!(decide(&write_op(7, false, json!(1)), None), Decision::Conflict);
+    }
+
+    #[test]
+    fn nothing_to_disagree_about_is_applied() {
+        assert_eq!(
+            decide(&write_op(1, true, json!(null)), Some(&tombstone(5))),
+            Decision::AlreadyThere(5)
+        );
+        assert_eq!(decide(&write_op(1, true, json!(null)), None), Decision::AlreadyThere(0));
+        let stored = live(9, json!({"a": 1, "b": [1, 2]}));
+        assert_eq!(
+            decide(&write_op(2, false, json!({"b": [1, 2], "a": 1})), Some(&stored)),
+            Decision::AlreadyThere(9)
+        );
+    }
+
+    #[test]
+    fn a_put_that_applies_writes_at_the_next_revision_and_is_remembered() {
+        let mut put = write_op(3, false, json!({"n": 1}));
+        put.hlc = Some(Hlc { wall_ms: 5, counter: 1, node: "tab".into() });
+        let plan = plan_push(&put, None, Some(live(3, json!("old"))), 10).unwrap();
+        assert_eq!(plan.outcome, PushOutcome::Applied { revision: 11 });
+        assert_eq!(
+            plan.write,
+            Some(RowWrite {
+                revision: 11,
+                value_json: Some("{\"n\":1}"),
+                hlc_json: Some("{\"wall_ms\":5,\"counter\":1,\"node\":\"tab\"}".into()),
+            })
+        );
+        assert_eq!(plan.remember, Some(remembered(&plan.outcome)));
+    }
+
+    #[test]
+    fn a_delete_that_applies_writes_a_tombstone() {
+        let op = write_op(4, true, json!(null));
+        let plan = plan_push(&op, None, Some(live(4, json!(1))), 4).unwrap();
+        assert_eq!(plan.outcome, PushOutcome::Applied { revision: 5 });
+        assert_eq!(plan.write, Some(RowWrite { revision: 5, value_json: None, hlc_json: None }));
+        assert!(plan.remember.is_some());
+    }
+
+    #[test]
+    fn writing_never_parses_the_stored_value() {
+        let mut unparsable = live(2, json!(0));
+        unparsable.value_json = Some("{not json".into());
+        let op = write_op(2, false, json!(1));
+        let plan = plan_push(&op, None, Some(unparsable), 2).unwrap();
+        assert_eq!(plan.outcome, PushOutcome::Applied { revision: 3 });
+    }
+
+    #[test]
+    fn nothing_to_disagree_about_writes_nothing_and_is_remembered() {
+        let same = write_op(1, false, json!({"a": 1}));
+        let plan = plan_push(&same, None, Some(live(6, json!({"a": 1}))), 8).unwrap();
+        assert_eq!(plan.outcome, PushOutcome::Applied { revision: 6 });
+        assert_eq!(plan.write, None);
+        assert_eq!(plan.remember, Some(remembered(&plan.outcome)));
+    }
+
+    #[test]
+    fn a_conflict_answers_the_current_row_as_a_record_and_writes_nothing() {
+        let mut row = live(7, json!({"b": 2, "a": [1]}));
+        row.hlc_json = Some("{\"wall_ms\":9,\"counter\":0,\"node\":\"n\"}".into());
+        let op = write_op(2, false, json!("mine"));
+        let plan = plan_push(&op, None, Some(row), 9).unwrap();
+        let expected = Record {
+            collection: "c".into(),
+            id: "i".into(),
+            value: json!({"a": [1], "b": 2}),
+            revision: 7,
+            deleted: false,
+            updated_at: 1_700_000_000_000,
+            hlc: Some(Hlc { wall_ms: 9, counter: 0, node: "n".into() }),
+        };
+        assert_eq!(plan.outcome, PushOutcome::Conflict { current: Some(expected) });
+        assert_eq!(plan.write, None);
+        assert_eq!(plan.remember, Some(remembered(&plan.outcome)));
+    }
+
+    #[test]
+    fn a_conflict_with_a_tombstone_or_nothing() {
+        let op = write_op(1, false, json!(1));
+        let plan = plan_push(&op, None, Some(tombstone(4)), 4).unwrap();
+        let PushOutcome::Conflict { current: Some(record) } = plan.outcome else {
+            panic!("conflict expected: {:?}", plan.outcome)
+        };
+        assert!(record.deleted);
+        assert_eq!((record.value, record.revision), (json!(null), 4));
+        let op = write_op(7, false, json!(1));
+        let plan = plan_push(&op, None, None, 3).unwrap();
+        assert_eq!(plan.outcome, PushOutcome::Conflict { current: None });
+        assert_eq!(plan.write, None);
+    }
+
+    #[test]
+    fn a_replayed_op_id_gets_its_remembered_answer_and_writes_nothing() {
+        let first = PushOutcome::Applied { revision: 2 };
+        // The current row would make the op apply again: the remembered answer wins.
+        let op = write_op(5, false, json!(1));
+        let plan = plan_push(&op, Some(&remembered(&first)), Some(live(5, json!(0))), 5).unwrap();
+        assert_eq!(plan, PushPlan { outcome: first, write: None, remember: None });
+        let conflict = PushOutcome::Conflict { current: None };
+        let op = write_op(0, false, json!(1));
+        let plan = plan_push(&op, Some(&remembered(&conflict)), None, 0).unwrap();
+        assert_eq!(plan, PushPlan { outcome: conflict, write: None, remember: None });
+    }
+
+    #[test]
+    fn an_unreadable_remembered_answer_is_corrupt() {
+        let error = plan_push(&write_op(0, false, json!(1)), Some("{"), None, 0).unwrap_err();
+        assert!(matches!(error, StorageError::Corrupt(_)), "{error}");
+    }
+}
