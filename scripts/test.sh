@@ -13,15 +13,32 @@ scripts/setup.sh test
 step "format"
 cargo fmt --all --check
 
+step "module dependencies (no import cycles)"
+for crate in protocol engine persist server; do
+    scripts/module-deps.py "crates/$crate/src" >/dev/null \
+        || { scripts/module-deps.py "crates/$crate/src"; exit 1; }
+done
+
+step "the engine depends on no browser or UI crate"
+# The compiler keeps persist-engine free of I/O as long as it cannot name such a crate.
+if cargo tree -p persist-engine -e normal,build --prefix none --locked \
+    | grep -E '^(yew|yewdux|web-sys|js-sys|wasm-bindgen|gloo|indexed_db_futures)[ -]'; then
+    echo "persist-engine must not depend on the crates above"; exit 1
+fi
+
 step "clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "clippy (wasm32)"
-cargo clippy --target wasm32-unknown-unknown -p yewdux-persist -p persist-app --all-targets --locked -- -D warnings
+cargo clippy --target wasm32-unknown-unknown -p yewdux-persist -p persist-app -p persist-example-notes \
+    --all-targets --locked -- -D warnings
 
 step "rustdoc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 RUSTDOCFLAGS="-D warnings --cfg=web_sys_unstable_apis" \
     cargo doc --target wasm32-unknown-unknown -p yewdux-persist --no-deps --locked
+
+step "packaging: the library crates are ready to publish"
+cargo package -p persist-protocol -p persist-engine -p yewdux-persist --locked --allow-dirty --quiet
 
 step "native tests"
 cargo test --workspace --exclude persist-server --exclude persist-e2e --locked

@@ -1,8 +1,9 @@
 //! Helpers of the end-to-end tests: start the real server on the built app, start ChromeDriver
 //! and drive headless Chromium through a minimal WebDriver client.
 //!
-//! The tests need the app built by Trunk: `scripts/e2e-test.sh` builds it and sets
-//! `PERSIST_E2E_DIST`. Without it they fail with a clear message.
+//! The tests need the app and the notes example built by Trunk: `scripts/e2e-test.sh` builds them
+//! and sets `PERSIST_E2E_DIST` and `PERSIST_E2E_NOTES_DIST`. Without them they fail with a clear
+//! message.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,9 +26,18 @@ const CHROME_ARGS: &[&str] = &[
 
 /// The built app (Trunk's `dist`), from `PERSIST_E2E_DIST`.
 pub fn dist_dir() -> PathBuf {
-    let dir = std::env::var_os("PERSIST_E2E_DIST").map(PathBuf::from).expect(
-        "PERSIST_E2E_DIST is not set: run scripts/e2e-test.sh (it builds the app with trunk first)",
-    );
+    built("PERSIST_E2E_DIST")
+}
+
+/// The built notes example (`crates/persist/examples/notes`), from `PERSIST_E2E_NOTES_DIST`.
+pub fn notes_dist_dir() -> PathBuf {
+    built("PERSIST_E2E_NOTES_DIST")
+}
+
+fn built(variable: &str) -> PathBuf {
+    let dir = std::env::var_os(variable).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{variable} is not set: run scripts/e2e-test.sh (it builds with trunk first)")
+    });
     assert!(dir.join("index.html").is_file(), "{} has no index.html", dir.display());
     dir
 }
@@ -41,14 +51,19 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts it on a free port with a fresh SQLite database.
+    /// Starts it on a free port with a fresh SQLite database, serving the app.
     pub async fn start() -> Server {
+        Server::serving(dist_dir()).await
+    }
+
+    /// Starts it on a free port with a fresh SQLite database, serving the built files in `dist`.
+    pub async fn serving(dist: PathBuf) -> Server {
         let data = tempfile::tempdir().expect("temp dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let mut config = persist_server::ServerConfig::with_database(
             persist_server::DatabaseConfig::Sqlite(data.path().join("e2e.sqlite3")),
         );
-        config.static_dir = Some(dist_dir());
+        config.static_dir = Some(dist);
         config.dev = true;
         let running = persist_server::start(listener, config).await.expect("server starts");
         Server { running, _data: data }
@@ -160,6 +175,17 @@ impl Browser {
             assert!(Instant::now() < deadline, "waited {timeout:?} for {needles:?}; page:\n{text}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Clicks the first element matching `css`.
+    pub async fn click(&self, css: &str) {
+        let clicked = self
+            .run(
+                "const e = document.querySelector(arguments[0]); if (e) e.click(); return !!e",
+                json!([css]),
+            )
+            .await;
+        assert_eq!(clicked, json!(true), "no element {css}");
     }
 
     /// Types `text` into the first element matching `css` (a real WebDriver keyboard input).

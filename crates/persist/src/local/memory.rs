@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use persist_engine::{Change, WriteBatch};
 
 use super::{
-    ItemSync, LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind,
+    LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind,
     StoreError, StoredItem,
 };
 
@@ -20,7 +20,6 @@ use super::{
 pub struct MemoryStore {
     collections: RefCell<BTreeMap<String, BTreeMap<String, String>>>,
     outbox: RefCell<BTreeMap<(String, String), OutboxEntry>>,
-    sync: RefCell<BTreeMap<(String, String), ItemSync>>,
     meta: RefCell<BTreeMap<String, String>>,
     injected_failures: RefCell<VecDeque<StoreError>>,
     stats: Cell<LocalStoreStats>,
@@ -82,8 +81,7 @@ impl MemoryStore {
             }
             if op.sync_to_remote {
                 let key = (op.key.collection.to_string(), op.key.id.to_string());
-                let base = self.sync.borrow().get(&key).map(|known| known.revision);
-                outbox.insert(key, OutboxEntry::for_op(op, base));
+                outbox.insert(key, OutboxEntry::for_op(op));
             }
         }
     }

@@ -2,9 +2,15 @@
 //! change the server has not acknowledged, and an [`ItemSync`] per item the server knows.
 //!
 //! Both are keyed by `[collection, id]`, so an item has at most one of each: a newer change of an
-//! item replaces its older outbox entry (the server only needs the latest value), and the
-//! replacement keeps the base revision of the change it replaces, as both were made from the same
-//! server version.
+//! item replaces its older outbox entry (the server only needs the latest value).
+//!
+//! An entry is written in the same transaction as its item, with nothing read first: the page-exit
+//! flush must issue every request of its transaction at once, before the page goes away. So the
+//! base revision is not known yet when an entry is written; the push takes it from the item's
+//! [`ItemSync`] and records it in the entry, so a retried push sends the same op id and the same
+//! base. For that to be right, the known revision of an item whose change is still waiting must
+//! not move past what the change was made from: a pulled version of such an item is a conflict,
+//! not a new known revision.
 
 use persist_engine::{Change, QueuedOp};
 use persist_protocol::{Hlc, OpId, Revision};
@@ -24,8 +30,9 @@ pub struct OutboxEntry {
     /// The id the change is pushed with; a retried push sends the same id, so the server
     /// applies it once.
     pub op_id: OpId,
-    /// The server revision the change was made from (the item's [`ItemSync::revision`] when the
-    /// change was recorded); `None` for an item the server has not seen from this device.
+    /// The server revision the change was made from: `None` until the entry is first pushed
+    /// (the push fills it in from the item's [`ItemSync`]; still `None` then for an item the
+    /// server has not seen from this device).
     pub base_revision: Option<Revision>,
     /// When the change was made, on the hybrid logical clock (orders the outbox across sessions
     /// and decides last-writer-wins).
@@ -33,15 +40,15 @@ pub struct OutboxEntry {
 }
 
 impl OutboxEntry {
-    /// The entry recording `op`, made from `base_revision`.
-    pub fn for_op(op: &QueuedOp, base_revision: Option<Revision>) -> Self {
+    /// The entry recording `op`, not pushed yet.
+    pub fn for_op(op: &QueuedOp) -> Self {
         OutboxEntry {
             collection: op.key.collection.to_string(),
             id: op.key.id.to_string(),
             delete: matches!(op.change, Change::Delete),
             serial: op.serial,
             op_id: op.op_id.clone(),
-            base_revision,
+            base_revision: None,
             hlc: op.hlc.clone(),
         }
     }

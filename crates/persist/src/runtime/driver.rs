@@ -1,7 +1,12 @@
 //! The runtime's shared state ([`Inner`]) and its loop: carry out every action the engine emits
 //! (write a batch, complete a flush, tell subscribers), then arm one timer for the engine's next
 //! deadline.
+//!
+//! The driver knows nothing of tabs or page events: `tabs.rs` and `lifecycle.rs` attach
+//! themselves to an [`Inner`] (from `handle.rs`) and keep their handles in it, so imports flow one
+//! way, towards this file.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
@@ -13,13 +18,21 @@ use persist_engine::{
 };
 
 use super::clock;
-use super::glue::WeakApplier;
-use super::lifecycle::PageExitListeners;
 use super::options::PersistOptions;
-use super::status::PersistStatus;
+use super::status::{ItemError, PersistStatus};
 use super::subscribers::Subscribers;
-use super::tabs::TabChannel;
 use crate::local::{IndexedDbStore, LocalStore, MemoryStore};
+
+/// Applies changes committed by another tab to one collection of a store: `Some(json)` is a put,
+/// `None` a delete. Returns the items that could not be read.
+pub(crate) type Applier = Rc<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemError>>;
+/// How the runtime holds an [`Applier`]: weakly, the store's listener owns it.
+pub(super) type WeakApplier = Weak<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemError>>;
+
+/// Tells the other tabs which items a committed batch wrote (`tabs.rs`).
+pub(super) trait Announcer {
+    fn announce(&self, node: &str, batch: &WriteBatch);
+}
 
 /// [`PersistStatus::blocked`] while another tab blocks opening the database.
 const BLOCKED_NOTE: &str = "waiting for another tab: it keeps this app's database open at an \
@@ -45,18 +58,21 @@ pub(super) struct Inner {
     pub(super) appliers: RefCell<HashMap<String, Vec<WeakApplier>>>,
     /// Some store loaded its data from the local store: falling back to memory now would hide it.
     pub(super) loaded_from_storage: Cell<bool>,
-    pub(super) tabs: RefCell<Option<TabChannel>>,
-    page_exit: RefCell<Option<PageExitListeners>>,
+    /// The tab channel, when `tabs.rs` attached one.
+    pub(super) tabs: RefCell<Option<Box<dyn Announcer>>>,
+    /// The page-exit listeners of `lifecycle.rs`: removed when dropped with the runtime.
+    pub(super) page_exit: RefCell<Option<Box<dyn Any>>>,
     /// Names this runtime in tab messages, op ids and HLC stamps (random per page session).
     pub(super) node: String,
 }
 
 impl Inner {
-    /// A runtime on the storage `options` ask for, with its tab channel and page-exit listeners.
-    pub(super) fn start(options: &PersistOptions, engine: Engine) -> Rc<Inner> {
+    /// A runtime on the storage `options` ask for (without its tab channel and page-exit
+    /// listeners, which attach themselves).
+    pub(super) fn new(options: &PersistOptions, engine: Engine) -> Rc<Inner> {
         let node = engine.node().to_owned();
         // Cyclic: the IndexedDB store reports a blocked open to the runtime that owns it.
-        let inner = Rc::new_cyclic(|runtime: &Weak<Inner>| {
+        Rc::new_cyclic(|runtime: &Weak<Inner>| {
             let store = local_store(options, runtime.clone());
             let mut status = PersistStatus::new(store.kind());
             if options.memory_only {
@@ -81,15 +97,7 @@ impl Inner {
                 page_exit: RefCell::new(None),
                 node,
             }
-        });
-        if options.broadcast {
-            let channel_name = format!("yewdux-persist/{}", options.database);
-            *inner.tabs.borrow_mut() = TabChannel::open(&channel_name, Rc::downgrade(&inner));
-        }
-        if options.flush_on_page_hide {
-            *inner.page_exit.borrow_mut() = PageExitListeners::attach(Rc::downgrade(&inner));
-        }
-        inner
+        })
     }
 
     /// Carries out every action the engine has, then re-arms the timer.

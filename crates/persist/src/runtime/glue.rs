@@ -2,19 +2,15 @@
 //! (validating their keys first), the loading bookkeeping, error reports, and the appliers that
 //! bring other tabs' commits into the stores. Not public: apps use [`Persistence`]'s own API.
 
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
 use persist_engine::{Change, ItemKey};
 
 use super::clock;
+use super::driver::WeakApplier;
 use super::handle::Persistence;
 use super::status::ItemError;
 use crate::local::{MemoryStore, StorageKind};
-
-/// Applies changes committed by another tab to one collection of a store: `Some(json)` is a put,
-/// `None` a delete. Returns the items that could not be read.
-pub(crate) type Applier = Rc<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemError>>;
-pub(super) type WeakApplier = Weak<dyn Fn(&[(String, Option<String>)]) -> Vec<ItemError>>;
 
 impl Persistence {
     /// Queues a store's changes. Items whose key the protocol refuses (an id that is empty, too

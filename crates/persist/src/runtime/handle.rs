@@ -9,11 +9,11 @@ use persist_engine::{
     CollectionConfig, CollectionConfigPatch, ConfigError, Engine, MetricsSnapshot, Time,
 };
 
-use super::clock;
 use super::driver::Inner;
 use super::options::PersistOptions;
 use super::status::PersistStatus;
 use super::subscribers::Subscription;
+use super::{clock, lifecycle, tabs};
 use crate::error::Error;
 use crate::local::{LocalStore, LocalStoreStats};
 
@@ -58,7 +58,14 @@ impl Persistence {
         config.auto_sync.enabled = false;
         let node = format!("{:016x}", clock::random_u64());
         let engine = Engine::new(config, seed)?.with_node(node, clock::wall_origin_ms());
-        Ok(Persistence { inner: Inner::start(&options, engine) })
+        let inner = Inner::new(&options, engine);
+        if options.broadcast {
+            tabs::attach(&inner, &options.database);
+        }
+        if options.flush_on_page_hide {
+            lifecycle::attach(&inner);
+        }
+        Ok(Persistence { inner })
     }
 
     /// Writes everything queued now, ignoring debounce and backoff. Resolves when every change

@@ -12,14 +12,22 @@ use gloo_events::EventListener;
 use super::clock;
 use super::driver::Inner;
 
+/// Flushes `inner` whenever the page is hidden or left, for as long as the runtime lives (the
+/// listeners are kept in it and removed when it drops).
+pub(super) fn attach(inner: &Rc<Inner>) {
+    if let Some(listeners) = PageExitListeners::attach(Rc::downgrade(inner)) {
+        *inner.page_exit.borrow_mut() = Some(Box::new(listeners));
+    }
+}
+
 /// The page-exit listeners; removed when dropped.
-pub(super) struct PageExitListeners {
+struct PageExitListeners {
     _visibility: EventListener,
     _page_hide: EventListener,
 }
 
 impl PageExitListeners {
-    pub(super) fn attach(runtime: Weak<Inner>) -> Option<Self> {
+    fn attach(runtime: Weak<Inner>) -> Option<Self> {
         let window = web_sys::window()?;
         let document = window.document()?;
         let visibility = {

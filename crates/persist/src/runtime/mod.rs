@@ -19,7 +19,7 @@ mod status;
 mod subscribers;
 mod tabs;
 
-pub(crate) use glue::Applier;
+pub(crate) use driver::Applier;
 pub use handle::{Persistence, WeakPersistence};
 pub use options::{PersistOptions, DEFAULT_DATABASE};
 pub use status::{ItemError, PersistStatus};

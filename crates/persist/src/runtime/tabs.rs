@@ -13,8 +13,7 @@ use persist_engine::{ItemKey, WriteBatch};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 
-use super::driver::Inner;
-use super::glue::Applier;
+use super::driver::{Announcer, Applier, Inner};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Committed {
@@ -23,14 +22,24 @@ struct Committed {
     ids: Vec<String>,
 }
 
+/// Opens the tab channel of `database` and attaches it to the runtime: the runtime announces its
+/// commits on it and applies what the other tabs announce. Without `BroadcastChannel` support the
+/// runtime works alone.
+pub(super) fn attach(inner: &Rc<Inner>, database: &str) {
+    let name = format!("yewdux-persist/{database}");
+    if let Some(channel) = TabChannel::open(&name, Rc::downgrade(inner)) {
+        *inner.tabs.borrow_mut() = Some(Box::new(channel));
+    }
+}
+
 /// The channel and its message listener; both closed when dropped.
-pub(super) struct TabChannel {
+struct TabChannel {
     channel: web_sys::BroadcastChannel,
     _listener: EventListener,
 }
 
 impl TabChannel {
-    pub(super) fn open(name: &str, runtime: Weak<Inner>) -> Option<Self> {
+    fn open(name: &str, runtime: Weak<Inner>) -> Option<Self> {
         let channel = web_sys::BroadcastChannel::new(name).ok()?;
         let listener = EventListener::new(&channel, "message", move |event| {
             let Some(event) = event.dyn_ref::<web_sys::MessageEvent>() else { return };
@@ -43,8 +52,10 @@ impl TabChannel {
         });
         Some(Self { channel, _listener: listener })
     }
+}
 
-    pub(super) fn announce(&self, tab: &str, batch: &WriteBatch) {
+impl Announcer for TabChannel {
+    fn announce(&self, tab: &str, batch: &WriteBatch) {
         let message = Committed {
             tab: tab.to_owned(),
             collection: batch.collection.to_string(),

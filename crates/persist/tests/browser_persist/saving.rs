@@ -1,4 +1,4 @@
-//! Changes reach IndexedDB: round trips, batching, debounce, configuration, the seed functions.
+//! Changes reach IndexedDB: round trips, batching, debounce, configuration, CodeForge's global functions.
 
 use std::rc::Rc;
 
@@ -127,10 +127,10 @@ async fn configure_after_start_is_refused_and_slices_can_be_disabled() {
     assert!(persistence.configure_collection("files", patch).is_err(), "batch size 0 is refused");
 }
 
-/// The seed's global functions act on the runtime of yewdux's global context. The only test that
+/// CodeForge's global functions act on the runtime of yewdux's global context. The only test that
 /// uses the global context.
 #[wasm_bindgen_test]
-async fn the_seed_global_functions_drive_the_global_runtime() {
+async fn codeforges_global_functions_drive_the_global_runtime() {
     let store = Rc::new(MemoryStore::new());
     let cx = Context::global();
     let persistence = start(

@@ -22,9 +22,9 @@ pub use layout::{Migration, MigrationHook, Schema};
 
 use self::connection::Connection;
 use self::errors::js_error_message;
-use self::layout::{has_store, META_STORE, OUTBOX_ORDER_INDEX, OUTBOX_STORE, SYNC_STORE};
+use self::layout::{has_store, META_STORE, OUTBOX_ORDER_INDEX, OUTBOX_STORE};
 use super::{
-    Durability, ItemSync, LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry,
+    Durability, LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry,
     StorageKind, StoreError, StoredItem, UnreadableItem,
 };
 
@@ -93,8 +93,9 @@ impl IndexedDbStore {
         self.connection.get().await.map(drop)
     }
 
-    /// Writes `batches` in one readwrite transaction over their collections, the outbox and the
-    /// sync bookkeeping.
+    /// Writes `batches` in one readwrite transaction over their collections and the outbox. Every
+    /// request is issued before the first await: the page-exit flush runs this while the page
+    /// goes away, and only a transaction whose requests are all out gets committed then.
     async fn write(&self, batches: &[WriteBatch]) -> Result<(), StoreError> {
         // Everything that can fail on bad data happens before the transaction opens, so a bad
         // value is reported as such (and never retried), not as a failed transaction.
@@ -110,7 +111,7 @@ impl IndexedDbStore {
         let mut scope: Vec<&str> = collections.iter().map(String::as_str).collect();
         scope.sort_unstable();
         scope.dedup();
-        scope.extend([OUTBOX_STORE, SYNC_STORE]);
+        scope.push(OUTBOX_STORE);
         let result = async {
             let tx = db
                 .transaction(scope.as_slice())
@@ -122,10 +123,6 @@ impl IndexedDbStore {
                 }))
                 .build()?;
             let outbox = tx.object_store(OUTBOX_STORE)?;
-            let sync = tx.object_store(SYNC_STORE)?;
-            // Ask for the known server revision of every op that syncs first: the requests go
-            // out together, and the outbox entries are written once they answer.
-            let mut entries = Vec::new();
             for (batch, values) in batches.iter().zip(prepared) {
                 let collection: &str = &batch.collection;
                 let items = tx.object_store(collection)?;
@@ -136,22 +133,10 @@ impl IndexedDbStore {
                         None => drop(items.delete(id).primitive()?),
                     }
                     if op.sync_to_remote {
-                        let key = item_key(collection, id);
-                        let known = sync.get::<JsValue, _, _>(key.clone()).primitive()?;
-                        entries.push((op, key, known));
+                        let entry = to_js_json(&OutboxEntry::for_op(op))?;
+                        drop(outbox.put(entry).with_key(item_key(collection, id)).primitive()?);
                     }
                 }
-            }
-            for (op, key, known) in entries {
-                let base = match known.await? {
-                    Some(value) if !value.is_undefined() => {
-                        let known = from_js_json::<ItemSync>(&value).map_err(data_error)?;
-                        Some(known.revision)
-                    }
-                    _ => None,
-                };
-                let entry = OutboxEntry::for_op(op, base);
-                drop(outbox.put(to_js_json(&entry)?).with_key(key).primitive()?);
             }
             tx.commit().await
         }
