@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 use persist_engine::{Change, WriteBatch};
 
 use super::{
-    LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind,
-    StoreError, StoredItem,
+    LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind, StoreError,
+    StoredItem,
 };
 
 /// An in-memory [`LocalStore`].

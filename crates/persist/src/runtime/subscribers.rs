@@ -110,7 +110,9 @@ impl<T> fmt::Debug for Subscribers<T> {
     }
 }
 
-/// A subscription to a [`Subscribers`] list; dropping it unsubscribes.
+/// A subscription to the runtime's status or metrics (see
+/// [`Persistence::subscribe_status`](crate::Persistence::subscribe_status)); dropping it
+/// unsubscribes.
 pub struct Subscription {
     unsubscribe: Option<Box<dyn FnOnce()>>,
 }

@@ -96,12 +96,13 @@ async fn a_hundred_updates_of_one_key_in_the_debounce_window_make_one_write() {
 }
 
 #[wasm_bindgen_test]
-async fn configure_after_start_is_refused_and_slices_can_be_disabled() {
+async fn starting_twice_is_refused_and_collections_can_be_disabled() {
     let store = Rc::new(MemoryStore::new());
     let cx = Context::new();
     let persistence = start(
         &cx,
-        PersistOptions::new(unique("slices")).local_store(Rc::clone(&store) as Rc<dyn LocalStore>),
+        PersistOptions::new(unique("collections"))
+            .local_store(Rc::clone(&store) as Rc<dyn LocalStore>),
     );
     assert!(matches!(
         yewdux_persist::start(&cx, PersistOptions::default()),

@@ -24,8 +24,8 @@ use self::connection::Connection;
 use self::errors::js_error_message;
 use self::layout::{has_store, META_STORE, OUTBOX_ORDER_INDEX, OUTBOX_STORE};
 use super::{
-    Durability, LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry,
-    StorageKind, StoreError, StoredItem, UnreadableItem,
+    Durability, LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind,
+    StoreError, StoredItem, UnreadableItem,
 };
 
 /// A [`LocalStore`] on IndexedDB. One connection per store, opened lazily; object stores are
