@@ -71,7 +71,7 @@ pub struct MetricsSnapshot {
     pub coalesced: u64,
     /// Payload bytes written successfully.
     pub bytes_written: u64,
-    /// Failed write attempts whose error was [`QuotaExceeded`](crate::engine::WriteErrorKind).
+    /// Failed write attempts whose error was [`QuotaExceeded`](crate::WriteErrorKind::QuotaExceeded).
     pub quota_errors: u64,
     /// Syncs that succeeded.
     pub syncs_ok: u64,

@@ -1,6 +1,6 @@
 //! CodeForge's global functions, for code ported from its TypeScript middleware: they act on the
 //! runtime of yewdux's global context (what `use_store` uses when no `YewduxRoot` is given).
-//! Browser only. New code uses [`Persistence`](crate::Persistence)'s methods instead.
+//! Browser only. New code uses [`Persistence`]'s methods instead.
 //!
 //! | CodeForge | here |
 //! |---|---|

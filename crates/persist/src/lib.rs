@@ -83,7 +83,7 @@
 //! | [`error`] | [`Error`] and the flush failure it carries |
 //! | [`ui`] | [`use_persistence`], [`use_persistence_ready`], [`PersistenceDashboard`] |
 //! | [`local`] | the [`LocalStore`](local::LocalStore) trait to store elsewhere; IndexedDB and memory stores |
-//! | [`codeforge`] | CodeForge's global functions (`flush_persistence()`, ...) for ported code |
+//! | `codeforge` (browser only) | CodeForge's global functions (`flush_persistence()`, ...) for ported code |
 //!
 //! Inside, the crate is layered: `binding/` (the yewdux side: parts, collection, listener,
 //! loading) → `runtime/` (the browser driver of the engine) → `local/` (IndexedDB and memory),
