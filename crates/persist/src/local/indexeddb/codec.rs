@@ -107,8 +107,8 @@ mod tests {
     use super::*;
 
     /// What the browser does between `encode` and `decode`: `JSON.parse`, store, and
-    /// `JSON.stringify` (compact, key order kept), which serde_json's compact form mirrors for
-    /// the values used here.
+    /// `JSON.stringify` (compact). serde_json's compact form mirrors it for the values used here
+    /// (their keys are in sorted order, which serde_json's map keeps and JavaScript would too).
     fn through_the_browser(json: &str) -> String {
         let encoded = encode(json);
         let stored: serde_json::Value = serde_json::from_str(encoded.text()).unwrap();
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn plain_values_are_stored_as_themselves() {
-        let json = r#"{"name":"a.rs","n":42,"nested":{"list":[1,2.5,"x"]}}"#;
+        let json = r#"{"n":42,"name":"a.rs","nested":{"list":[1,2.5,"x"]}}"#;
         assert_eq!(encode(json), Encoded::Plain(json));
         assert_eq!(through_the_browser(json), json);
     }
