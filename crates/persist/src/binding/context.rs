@@ -39,7 +39,7 @@ impl yewdux::store::Store for RuntimeSlot {
 /// ```no_run
 /// use yewdux_persist::{CollectionConfig, PersistOptions};
 ///
-/// let cx = yewdux::Context::global();
+/// let cx = yewdux::Context::new(); // an app uses yewdux::Context::global()
 /// yewdux_persist::start(
 ///     &cx,
 ///     PersistOptions::new("my-app").collection("settings", CollectionConfig::default().local_only()),
