@@ -6,8 +6,6 @@ use std::sync::Arc;
 
 use crate::action::WriteError;
 use crate::config::PersistConfig;
-use persist_protocol::Hlc;
-
 use crate::item::{Change, ItemKey};
 use crate::time::Time;
 
@@ -18,8 +16,9 @@ pub(crate) struct PendingOp {
     pub(crate) change: Change,
     /// Serial of `change`.
     pub(crate) serial: u64,
-    /// When `change` was made, on the engine's hybrid logical clock.
-    pub(crate) hlc: Hlc,
+    /// When `change` was made, on the engine's hybrid logical clock: wall milliseconds and
+    /// counter (the node is the engine's; kept apart so an enqueue copies no string).
+    pub(crate) stamp: (u64, u32),
     /// Queue position: the serial of the key's first change since it was last durable.
     pub(crate) position: u64,
     pub(crate) first_change: Time,
@@ -101,14 +100,14 @@ impl WriteQueue {
         now: Time,
         key: ItemKey,
         change: Change,
-        (serial, hlc): (u64, Hlc),
+        (serial, stamp): (u64, (u64, u32)),
         config: &PersistConfig,
     ) -> Enqueued {
         if self.ops.contains_key(&key) {
             self.update(&key, config, |op| {
                 op.change = change;
                 op.serial = serial;
-                op.hlc = hlc;
+                op.stamp = stamp;
                 op.last_change = now;
                 if op.parked {
                     op.parked = false;
@@ -125,7 +124,7 @@ impl WriteQueue {
                 key,
                 change,
                 serial,
-                hlc,
+                stamp,
                 position: serial,
                 first_change: now,
                 last_change: now,
@@ -323,8 +322,8 @@ mod tests {
         ItemKey::new("files", id)
     }
 
-    fn stamp(counter: u32) -> Hlc {
-        Hlc { wall_ms: 0, counter, node: "n".into() }
+    fn stamp(counter: u32) -> (u64, u32) {
+        (0, counter)
     }
 
     #[test]

@@ -127,7 +127,7 @@ impl Engine {
             change: op.change.clone(),
             serial: op.serial,
             op_id: OpId::new(format!("{}-{}", self.node, op.serial)),
-            hlc: op.hlc.clone(),
+            hlc: Hlc { wall_ms: op.stamp.0, counter: op.stamp.1, node: self.node.to_string() },
             sync_to_remote,
             attempt: op.attempt,
         }
@@ -140,8 +140,9 @@ impl Engine {
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        let hlc = self.clock.tick(self.wall_ms(now));
-        let outcome = match self.queue.enqueue(now, key, change, (serial, hlc), &self.config) {
+        self.clock.advance(self.wall_ms(now));
+        let stamp = (self.clock.wall_ms, self.clock.counter);
+        let outcome = match self.queue.enqueue(now, key, change, (serial, stamp), &self.config) {
             Enqueued::New => EnqueueOutcome::Queued,
             Enqueued::Coalesced => {
                 self.metrics.add_coalesced();
