@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Client-side benchmarks of yewdux-persist (crates/bench): the engine natively on a virtual clock,
 # then, in headless Chromium, IndexedDB write throughput, the whole runtime from dispatch to flush,
-# and the cost of one dispatch in a 10,000-item store. Every case prints one `BENCH {json}` line;
+# the cost of one dispatch in a 10,000-item store, and sync with a real server (10,000 items end
+# to end; a change from device A to device B through the event stream). Every case prints one `BENCH {json}` line;
 # each part ends with a table. Numbers are read, never asserted: the script fails only when a
 # benchmark crashes or a tool is missing.
 #
@@ -24,8 +25,8 @@ done
 printf '\n== engine (native)\n'
 cargo run --release --locked -p persist-bench --bin engine-bench
 
-printf '\n== browser (headless Chromium)\n'
-cd crates/bench
-WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-300}" \
-    wasm-pack test --release --headless --chrome --chromedriver "$CHROMEDRIVER" --mode no-install \
-    -- --locked --test browser_bench -- --nocapture
+printf '\n== browser (headless Chromium; sync against a release persist-server on loopback)\n'
+PERSIST_TEST_SERVER_PROFILE=release WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-300}" \
+    scripts/with-test-server.sh bash -c 'cd crates/bench && wasm-pack test --release --headless \
+    --chrome --chromedriver "$CHROMEDRIVER" --mode no-install \
+    -- --locked --test browser_bench -- --nocapture'

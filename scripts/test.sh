@@ -50,8 +50,9 @@ else
     cargo test -p persist-server --locked
 fi
 
-step "browser tests: yewdux-persist (headless Chromium)"
-(cd crates/persist && wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER" --mode no-install -- --locked)
+step "browser tests: yewdux-persist (headless Chromium; sync against a real persist-server)"
+scripts/with-test-server.sh bash -c 'cd crates/persist && wasm-pack test --headless --chrome \
+    --chromedriver "$CHROMEDRIVER" --mode no-install -- --locked'
 
 step "browser tests: the app (headless Chromium)"
 wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER" --mode no-install -- --locked

@@ -70,11 +70,54 @@ pub fn App(props: &AppProps) -> Html {
     }
 }
 
-/// Starts the app in `<body>`, persisted to [`DATABASE`] through the global yewdux context.
+/// Starts the app in `<body>`, persisted to [`DATABASE`] through the global yewdux context and
+/// synced with the server that serves it (`make run`, or `trunk serve`'s proxy): the token comes
+/// from the server's `/dev-config.json` (dev mode), and a fresh one is fetched whenever the server
+/// says the token is no longer valid. Without a server the app works on locally.
 #[cfg(target_arch = "wasm32")]
 pub fn run() {
-    let context = yewdux::Context::global();
-    yewdux_persist::start(&context, persist_options(DATABASE))
-        .expect("run() is called once, with valid options");
-    yew::Renderer::<App>::with_props(AppProps { context }).render();
+    use std::rc::Rc;
+    use yewdux_persist::remote::{HttpRemote, Remote};
+
+    wasm_bindgen_futures::spawn_local(async {
+        let context = yewdux::Context::global();
+        let remote = HttpRemote::new("", None);
+        remote.set_token(remote.dev_config().await.ok().map(|config| config.token));
+        let options = persist_options(DATABASE).remote(Rc::new(remote.clone()));
+        yewdux_persist::start(&context, options).expect("run() is called once, with valid options");
+        renew_token_when_signed_out(&context, remote);
+        yew::Renderer::<App>::with_props(AppProps { context }).render();
+    });
+}
+
+/// Fetches a new dev token whenever the runtime reports "signed out" (at most every 10 s): the
+/// server was restarted with a new token, or the old one was revoked.
+#[cfg(target_arch = "wasm32")]
+fn renew_token_when_signed_out(
+    context: &yewdux::Context,
+    remote: yewdux_persist::remote::HttpRemote,
+) {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use yewdux_persist::status::Connection;
+
+    let persistence = yewdux_persist::persistence(context);
+    let weak = persistence.downgrade();
+    let last_try = Rc::new(Cell::new(f64::NEG_INFINITY));
+    persistence
+        .subscribe_status(move |status| {
+            let now = js_sys::Date::now();
+            if status.sync.connection != Connection::SignedOut || now - last_try.get() < 10_000.0 {
+                return;
+            }
+            last_try.set(now);
+            let (weak, remote) = (weak.clone(), remote.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                if let (Ok(config), Some(persistence)) = (remote.dev_config().await, weak.upgrade())
+                {
+                    persistence.set_token(Some(config.token));
+                }
+            });
+        })
+        .detach();
 }

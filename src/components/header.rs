@@ -2,7 +2,7 @@
 
 use yew::prelude::*;
 use yewdux::prelude::*;
-use yewdux_persist::status::StorageKind;
+use yewdux_persist::status::{Connection, StorageKind, SyncStatus};
 use yewdux_persist::{use_persistence, PersistStatus};
 
 use crate::ui::Ui;
@@ -19,6 +19,41 @@ pub(crate) fn save_state(status: &PersistStatus) -> (&'static str, String) {
         ("warning", "Kept in memory only".to_owned())
     } else {
         ("saved", "All changes saved".to_owned())
+    }
+}
+
+/// What the sync indicator says, and its CSS state; `None` without a server.
+pub(crate) fn sync_state(sync: &SyncStatus) -> Option<(&'static str, String)> {
+    let waiting = match sync.pending {
+        0 => String::new(),
+        1 => " · 1 change to sync".to_owned(),
+        n => format!(" · {n} changes to sync"),
+    };
+    let (state, label) = match sync.connection {
+        Connection::LocalOnly => return None,
+        Connection::Online if sync.pending == 0 && !sync.syncing => ("saved", "online · synced"),
+        Connection::Online => ("saving", "online · syncing"),
+        Connection::Checking => ("saving", "connecting"),
+        Connection::Degraded => ("warning", "server degraded"),
+        Connection::Offline => ("warning", "offline"),
+        Connection::SignedOut => ("error", "signed out"),
+    };
+    let waiting = if sync.connection == Connection::Online { String::new() } else { waiting };
+    Some((state, format!("{label}{waiting}")))
+}
+
+#[function_component]
+fn SyncIndicator() -> Html {
+    let persistence = use_persistence();
+    let Some((state, text)) = sync_state(&persistence.status.sync) else {
+        return Html::default();
+    };
+    let title = persistence.status.sync.last_error.clone().unwrap_or_else(|| text.clone());
+    html! {
+        <p class={classes!("save-indicator", "sync-indicator", state)} role="status" aria-live="polite" {title}>
+            <span class="dot" aria-hidden="true"></span>
+            <span class="sync-text">{ text }</span>
+        </p>
     }
 }
 
@@ -44,6 +79,7 @@ pub(crate) fn Header() -> Html {
         <header class="topbar">
             <h1 class="brand">{ "Workspace editor" }</h1>
             <SaveIndicator />
+            <SyncIndicator />
             <button
                 class="button ghost"
                 aria-expanded={panel_open.to_string()}
@@ -53,5 +89,24 @@ pub(crate) fn Header() -> Html {
                 { "Persistence panel" }
             </button>
         </header>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sync_indicator_says_where_changes_are() {
+        let mut sync = SyncStatus::default();
+        assert_eq!(sync_state(&sync), None, "no server: nothing to say");
+        sync.connection = Connection::Online;
+        assert_eq!(sync_state(&sync).unwrap().1, "online · synced");
+        sync.connection = Connection::Offline;
+        sync.pending = 3;
+        assert_eq!(sync_state(&sync).unwrap(), ("warning", "offline · 3 changes to sync".into()));
+        sync.connection = Connection::SignedOut;
+        sync.pending = 1;
+        assert_eq!(sync_state(&sync).unwrap().1, "signed out · 1 change to sync");
     }
 }

@@ -2,7 +2,7 @@
 //! lines and a table; they never assert timings. Run with `scripts/client-bench.sh`.
 #![cfg(target_arch = "wasm32")]
 
-use persist_bench::browser::{dispatch, idb, log, runtime};
+use persist_bench::browser::{dispatch, idb, log, runtime, sync};
 use persist_bench::{table, Bench};
 use wasm_bindgen_test::*;
 
@@ -32,6 +32,10 @@ async fn client_benchmarks() {
     let dispatches = dispatch::run().await;
     print(&dispatches);
     all.extend(dispatches);
+
+    let synced = sync::run().await;
+    print(&synced);
+    all.extend(synced);
 
     let seconds = (persist_bench::browser::now_ms() - started) / 1e3;
     log(&table(&format!("browser benchmarks (headless Chromium, {seconds:.1} s)"), &all));

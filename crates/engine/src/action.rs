@@ -242,16 +242,25 @@ pub struct SyncError {
     /// Whether retrying soon may help (network error, 5xx, 429); if not, the next sync waits
     /// for the interval.
     pub transient: bool,
+    /// How long the server asked to wait (`Retry-After`): no automatic sync starts before.
+    #[serde(default, with = "crate::time::serde_option_millis", rename = "retry_after_ms")]
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl SyncError {
     /// A transient sync error.
     pub fn transient(message: impl Into<String>) -> Self {
-        SyncError { message: message.into(), transient: true }
+        SyncError { message: message.into(), transient: true, retry_after: None }
+    }
+
+    /// This error, with the wait the server asked for.
+    pub fn with_retry_after(mut self, wait: Option<std::time::Duration>) -> Self {
+        self.retry_after = wait;
+        self
     }
 
     /// A sync error that retrying soon will not fix (e.g. bad credentials).
     pub fn permanent(message: impl Into<String>) -> Self {
-        SyncError { message: message.into(), transient: false }
+        SyncError { message: message.into(), transient: false, retry_after: None }
     }
 }

@@ -91,6 +91,21 @@ pub struct CollectionConfig {
     pub max_wait: Duration,
     /// Most ops written in one local transaction.
     pub batch_size: usize,
+    /// Who wins when the server changed an item this device also changed.
+    pub conflict: ConflictStrategy,
+}
+
+/// Who wins when the server changed an item this device also changed (found by the revision the
+/// local change was made from, never by timestamps).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictStrategy {
+    /// The server's version replaces the local change (the local change is counted as
+    /// overruled in the status).
+    #[default]
+    ServerWins,
+    /// The local change is pushed again on top of the server's version and replaces it.
+    ClientWins,
 }
 
 impl Default for CollectionConfig {
@@ -101,6 +116,7 @@ impl Default for CollectionConfig {
             debounce: Duration::from_millis(300),
             max_wait: Duration::from_secs(2),
             batch_size: 10,
+            conflict: ConflictStrategy::ServerWins,
         }
     }
 }
@@ -121,6 +137,12 @@ impl CollectionConfig {
     /// This config with another batch size.
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
+        self
+    }
+
+    /// This config with another conflict strategy.
+    pub fn with_conflict(mut self, conflict: ConflictStrategy) -> Self {
+        self.conflict = conflict;
         self
     }
 
@@ -172,6 +194,8 @@ pub struct CollectionConfigPatch {
     pub max_wait: Option<Duration>,
     /// New [`CollectionConfig::batch_size`].
     pub batch_size: Option<usize>,
+    /// New [`CollectionConfig::conflict`].
+    pub conflict: Option<ConflictStrategy>,
 }
 
 impl CollectionConfigPatch {
@@ -190,6 +214,7 @@ impl CollectionConfigPatch {
             debounce: self.debounce.unwrap_or(base.debounce),
             max_wait: self.max_wait.unwrap_or(base.max_wait),
             batch_size: self.batch_size.unwrap_or(base.batch_size),
+            conflict: self.conflict.unwrap_or(base.conflict),
         };
         patched.validate(scope)?;
         Ok(patched)

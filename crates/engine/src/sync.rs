@@ -96,6 +96,10 @@ impl SyncScheduler {
         self.running.is_some()
     }
 
+    pub(crate) fn pending(&self) -> usize {
+        self.pending
+    }
+
     pub(crate) fn config(&self) -> &AutoSyncConfig {
         &self.config
     }
@@ -256,7 +260,13 @@ impl SyncScheduler {
                 self.last_error = Some(error.message.clone());
                 if error.transient {
                     let delay = self.retry.backoff(self.failures, rng.next_spread());
-                    self.retry_at = Some(now + delay.min(self.config.interval));
+                    let delay = delay.min(self.config.interval);
+                    // The server's Retry-After is a floor, for the retry and the interval alike.
+                    let wait = error.retry_after.map_or(delay, |asked| delay.max(asked));
+                    self.retry_at = Some(now + wait);
+                    if let Some(asked) = error.retry_after {
+                        self.next_interval_at = self.next_interval_at.map(|at| at.max(now + asked));
+                    }
                 }
             }
         }

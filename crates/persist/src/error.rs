@@ -1,6 +1,8 @@
 //! [`Error`]: everything the runtime's API can fail with, and the flush failure it carries.
 
-pub use persist_engine::{ConfigError, FailedKey, FlushError, WriteError, WriteErrorKind};
+pub use persist_engine::{
+    ConfigError, FailedKey, FlushError, SyncError, WriteError, WriteErrorKind,
+};
 pub use persist_protocol::KeyError;
 
 /// An error of the persistence runtime.
@@ -24,6 +26,12 @@ pub enum Error {
     /// No persistence runtime runs in the (global) yewdux context.
     #[error("no persistence runtime runs in this yewdux context")]
     NotStarted,
+    /// A sync was asked for, but no remote is configured (`PersistOptions::remote`).
+    #[error("no remote server is configured")]
+    NoRemote,
+    /// A sync failed; what it did before failing stays done, the rest stays queued.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
     /// [`start`](crate::start) was called after the context's runtime had started.
     #[error("persistence already started in this context; call start before any persisted store is used")]
     AlreadyStarted,

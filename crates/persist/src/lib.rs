@@ -101,7 +101,9 @@ mod binding;
 pub mod codeforge;
 pub mod error;
 pub mod local;
+pub mod remote;
 mod runtime;
+mod sync;
 pub mod ui;
 
 pub use binding::{install, persistence, preload, shutdown, start, try_persistence};
@@ -124,16 +126,21 @@ pub mod prelude {
 /// Settings: per collection, retries, durability, the database.
 pub mod config {
     pub use crate::local::{Durability, Migration, MigrationHook, Schema};
-    pub use crate::runtime::{PersistOptions, DEFAULT_DATABASE};
+    pub use crate::runtime::{PersistOptions, DEFAULT_DATABASE, DEFAULT_PUSH_BATCH};
     pub use persist_engine::config::RetryPolicy;
-    pub use persist_engine::{CollectionConfig, CollectionConfigPatch, ConfigError};
+    pub use persist_engine::{
+        AutoSyncConfig, CollectionConfig, CollectionConfigPatch, ConfigError, ConflictStrategy,
+    };
 }
 
 /// What the runtime reports: its status, the items it could not handle, and subscriptions.
 pub mod status {
     pub use crate::binding::SINGLETON_ID;
     pub use crate::local::StorageKind;
-    pub use crate::runtime::{ItemError, PersistStatus, Subscription};
+    pub use crate::runtime::{
+        Connection, DeadLetterView, ItemError, PersistStatus, Subscription, SyncStatus,
+    };
+    pub use crate::sync::SyncProgress;
 }
 
 /// What the runtime measured: totals, durations, the last operations, on the engine's clock

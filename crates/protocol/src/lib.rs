@@ -30,6 +30,7 @@ mod hlc;
 mod key;
 mod messages;
 mod record;
+mod rules;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use hlc::Hlc;
@@ -43,3 +44,4 @@ pub use messages::{
     PushResult, StatsResponse, DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PUSH_OPS,
 };
 pub use record::{OpId, Record, Revision};
+pub use rules::{decide_push, CurrentItem, PushDecision};

@@ -47,7 +47,27 @@ fn built(variable: &str) -> PathBuf {
 pub struct Server {
     /// The running server.
     pub running: persist_server::RunningServer,
+    config: persist_server::ServerConfig,
     _data: tempfile::TempDir,
+}
+
+/// A server stopped by [`Server::stop`]: its database and address are kept for
+/// [`start_again`](StoppedServer::start_again).
+#[derive(Debug)]
+pub struct StoppedServer {
+    addr: std::net::SocketAddr,
+    config: persist_server::ServerConfig,
+    data: tempfile::TempDir,
+}
+
+impl StoppedServer {
+    /// Starts the server again on the same address and database (a restart, as a user would).
+    pub async fn start_again(self) -> Server {
+        let running = persist_server::start_on(self.addr, self.config.clone())
+            .await
+            .expect("the server starts again");
+        Server { running, config: self.config, _data: self.data }
+    }
 }
 
 impl Server {
@@ -65,8 +85,15 @@ impl Server {
         );
         config.static_dir = Some(dist);
         config.dev = true;
-        let running = persist_server::start(listener, config).await.expect("server starts");
-        Server { running, _data: data }
+        let running = persist_server::start(listener, config.clone()).await.expect("server starts");
+        Server { running, config, _data: data }
+    }
+
+    /// Stops the server (its open connections, the browsers' event streams included, are cut).
+    pub async fn stop(self) -> StoppedServer {
+        let addr = self.running.local_addr();
+        self.running.shutdown().await.expect("shutdown");
+        StoppedServer { addr, config: self.config, data: self._data }
     }
 
     /// `http://127.0.0.1:<port>`.

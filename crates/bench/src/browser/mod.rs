@@ -12,6 +12,7 @@ use crate::{file_id, file_record, FileRecord, COLLECTION};
 pub mod dispatch;
 pub mod idb;
 pub mod runtime;
+pub mod sync;
 
 /// `performance.now()`, in milliseconds.
 pub fn now_ms() -> f64 {

@@ -64,6 +64,12 @@ impl Engine {
         self.drive(now);
     }
 
+    /// Local changes not yet pushed, as far as the engine knows (the runtime's last count of the
+    /// outbox, plus the changes written since).
+    pub fn pending_remote(&self) -> usize {
+        self.sync.pending()
+    }
+
     /// Whether a sync is running.
     pub fn is_syncing(&self) -> bool {
         self.sync.is_running()

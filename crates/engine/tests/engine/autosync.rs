@@ -153,6 +153,25 @@ fn a_failed_sync_keeps_pending_changes_and_retries_with_capped_backoff() {
 }
 
 #[test]
+fn a_server_asking_to_wait_holds_back_retries_and_intervals_until_then() {
+    let mut config = sync_config();
+    config.auto_sync.interval = dur(3_000);
+    config.sync_retry =
+        RetryPolicy { initial: dur(1_000), max: dur(60_000), ..RetryPolicy::default() }
+            .without_jitter();
+    let mut d = Driver::new(config);
+    d.put(&key("files", "a"), "1");
+    d.advance_to(ms(300));
+    let busy = SyncError::transient("429").with_retry_after(Some(dur(10_000)));
+    d.finish_sync(Err(busy));
+    // Backoff alone says 1 s and the interval 3 s; the server said 10 s.
+    d.advance_to(ms(10_299));
+    assert_eq!(d.sync_reasons(), vec![(ms(300), OnChange)]);
+    d.advance_to(ms(10_300));
+    assert_eq!(d.sync_reasons(), vec![(ms(300), OnChange), (ms(10_300), Retry)]);
+}
+
+#[test]
 fn a_non_transient_failure_waits_for_the_interval() {
     let mut d = Driver::new(sync_config());
     d.put(&key("files", "a"), "1");

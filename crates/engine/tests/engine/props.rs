@@ -72,6 +72,7 @@ fn collection_config() -> impl Strategy<Value = CollectionConfig> {
             debounce: dur(debounce),
             max_wait: dur(debounce + extra),
             batch_size: batch,
+            ..CollectionConfig::default()
         }
     })
 }
@@ -246,7 +247,11 @@ proptest! {
                     d.finish_sync(Ok(SyncSummary { pushed, pulled: 0, conflicts: 0 }));
                 }
                 3 if d.running_sync.is_some() => {
-                    d.finish_sync(Err(SyncError { message: "x".into(), transient: amount % 2 == 0 }));
+                    d.finish_sync(Err(if amount % 2 == 0 {
+                        SyncError::transient("x")
+                    } else {
+                        SyncError::permanent("x")
+                    }));
                 }
                 4 => {
                     online.set(!online.get());

@@ -6,10 +6,15 @@ use std::collections::{BTreeMap, VecDeque};
 
 use persist_engine::{Change, WriteBatch};
 
+use super::plan::{plan_batch, EntryWrite, ItemState, ItemWrite, KnownWrite};
 use super::{
-    LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind, StoreError,
-    StoredItem,
+    DeadLetter, ItemSync, LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry,
+    PendingPush, StorageKind, StoreError, StoredItem, SyncApplied, SyncBatch, SyncRules,
 };
+use persist_protocol::{OpId, Revision};
+
+/// `__meta` key of the pull checkpoint (both stores).
+pub(super) const CHECKPOINT_KEY: &str = "sync:checkpoint";
 
 /// An in-memory [`LocalStore`].
 ///
@@ -20,6 +25,8 @@ use super::{
 pub struct MemoryStore {
     collections: RefCell<BTreeMap<String, BTreeMap<String, String>>>,
     outbox: RefCell<BTreeMap<(String, String), OutboxEntry>>,
+    known: RefCell<BTreeMap<(String, String), ItemSync>>,
+    dead: RefCell<BTreeMap<(String, String), DeadLetter>>,
     meta: RefCell<BTreeMap<String, String>>,
     injected_failures: RefCell<VecDeque<StoreError>>,
     stats: Cell<LocalStoreStats>,
@@ -164,5 +171,162 @@ impl LocalStore for MemoryStore {
 
     fn stats(&self) -> LocalStoreStats {
         self.stats.get()
+    }
+
+    fn pending_pushes(
+        &self,
+        limit: usize,
+    ) -> LocalFuture<'_, Result<Vec<PendingPush>, StoreError>> {
+        let mut entries: Vec<OutboxEntry> = self.outbox.borrow().values().cloned().collect();
+        entries.sort_by(|a, b| a.push_order().cmp(&b.push_order()));
+        entries.truncate(limit);
+        let collections = self.collections.borrow();
+        let known = self.known.borrow();
+        let pending = entries
+            .into_iter()
+            .map(|mut entry| {
+                let key = (entry.collection.clone(), entry.id.clone());
+                if entry.base_revision.is_none() {
+                    entry.base_revision = known.get(&key).map(|k| k.revision);
+                }
+                let value = if entry.delete {
+                    None
+                } else {
+                    collections
+                        .get(&entry.collection)
+                        .and_then(|items| items.get(&entry.id))
+                        .cloned()
+                };
+                PendingPush { entry, value }
+            })
+            .collect();
+        Box::pin(async move { Ok(pending) })
+    }
+
+    fn apply_sync<'a>(
+        &'a self,
+        batch: SyncBatch<'a>,
+        rules: &'a SyncRules,
+    ) -> LocalFuture<'a, Result<SyncApplied, StoreError>> {
+        let result = self.apply_sync_now(batch, rules);
+        Box::pin(async move { result })
+    }
+
+    fn checkpoint(&self) -> LocalFuture<'_, Result<Revision, StoreError>> {
+        let value = self.meta.borrow().get(CHECKPOINT_KEY).and_then(|v| v.parse().ok());
+        Box::pin(async move { Ok(value.unwrap_or(0)) })
+    }
+
+    fn reset_checkpoint(&self) -> LocalFuture<'_, Result<(), StoreError>> {
+        self.meta.borrow_mut().remove(CHECKPOINT_KEY);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn mark_all_for_push<'a>(
+        &'a self,
+        collections: &'a [String],
+        prefix: &'a str,
+        stamp: &'a persist_protocol::Hlc,
+    ) -> LocalFuture<'a, Result<usize, StoreError>> {
+        let items = self.collections.borrow();
+        let mut outbox = self.outbox.borrow_mut();
+        let mut added = 0;
+        for collection in collections {
+            for id in items.get(collection).into_iter().flat_map(|items| items.keys()) {
+                let key = (collection.clone(), id.clone());
+                if let std::collections::btree_map::Entry::Vacant(slot) = outbox.entry(key) {
+                    slot.insert(OutboxEntry::resend(collection, id, prefix, stamp, added));
+                    added += 1;
+                }
+            }
+        }
+        Box::pin(async move { Ok(added as usize) })
+    }
+
+    fn dead_letters(&self) -> LocalFuture<'_, Result<Vec<DeadLetter>, StoreError>> {
+        let letters = self.dead.borrow().values().cloned().collect();
+        Box::pin(async move { Ok(letters) })
+    }
+
+    fn settle_dead_letter<'a>(
+        &'a self,
+        collection: &'a str,
+        id: &'a str,
+        retry: bool,
+    ) -> LocalFuture<'a, Result<(), StoreError>> {
+        let key = (collection.to_owned(), id.to_owned());
+        if let Some(letter) = self.dead.borrow_mut().remove(&key) {
+            let mut outbox = self.outbox.borrow_mut();
+            if retry && !outbox.contains_key(&key) {
+                outbox.insert(key, letter.retried());
+            }
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl MemoryStore {
+    fn apply_sync_now(
+        &self,
+        batch: SyncBatch<'_>,
+        rules: &SyncRules,
+    ) -> Result<SyncApplied, StoreError> {
+        let keys = batch.keys();
+        let mut states = {
+            let collections = self.collections.borrow();
+            let (outbox, known) = (self.outbox.borrow(), self.known.borrow());
+            keys.into_iter()
+                .map(|key| {
+                    let state = ItemState {
+                        entry: outbox.get(&key).cloned(),
+                        known: known.get(&key).cloned(),
+                        local: collections.get(&key.0).and_then(|items| items.get(&key.1)).cloned(),
+                    };
+                    (key, state)
+                })
+                .collect()
+        };
+        let (plans, report) = plan_batch(&batch, rules, &mut states);
+        let mut collections = self.collections.borrow_mut();
+        let (mut outbox, mut known) = (self.outbox.borrow_mut(), self.known.borrow_mut());
+        for (key, plan) in plans {
+            match plan.item {
+                ItemWrite::Keep => {}
+                ItemWrite::Put(json) => {
+                    collections.entry(key.0.clone()).or_default().insert(key.1.clone(), json);
+                }
+                ItemWrite::Delete => {
+                    collections.entry(key.0.clone()).or_default().remove(&key.1);
+                }
+            }
+            match plan.entry {
+                EntryWrite::Keep => {}
+                EntryWrite::Remove => drop(outbox.remove(&key)),
+                EntryWrite::Replace(entry) => drop(outbox.insert(key.clone(), entry)),
+            }
+            match plan.known {
+                KnownWrite::Keep => {}
+                KnownWrite::Set(sync) => drop(known.insert(key.clone(), sync)),
+                KnownWrite::Clear => drop(known.remove(&key)),
+            }
+            if let Some(letter) = plan.dead {
+                self.dead.borrow_mut().insert(key, letter);
+            }
+        }
+        if let SyncBatch::Pulled { checkpoint, .. } = batch {
+            self.meta.borrow_mut().insert(CHECKPOINT_KEY.to_owned(), checkpoint.to_string());
+        }
+        Ok(report)
+    }
+}
+
+impl DeadLetter {
+    /// The change back in the outbox under a new op id (the old one has its rejection
+    /// remembered by the server), its base taken from the item's known revision again.
+    pub(crate) fn retried(&self) -> OutboxEntry {
+        let mut entry = self.entry.clone();
+        entry.op_id = OpId::new(format!("{}!{}", self.entry.op_id, self.retries + 1));
+        entry.base_revision = None;
+        entry
     }
 }

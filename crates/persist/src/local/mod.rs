@@ -16,6 +16,7 @@ use std::pin::Pin;
 mod indexeddb;
 mod memory;
 mod outbox;
+mod plan;
 
 pub use indexeddb::{BlockedHook, IndexedDbStore, Migration, MigrationHook, Schema};
 pub use memory::MemoryStore;
@@ -23,6 +24,7 @@ pub use outbox::{ItemSync, OutboxEntry};
 pub use persist_engine::{
     BatchId, Change, ItemKey, Payload, QueuedOp, WriteBatch, WriteError, WriteErrorKind,
 };
+pub use plan::{DeadLetter, SyncApplied, SyncBatch, SyncRules};
 
 /// A boxed, non-`Send` future (the browser is single-threaded).
 pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -190,4 +192,86 @@ pub trait LocalStore: fmt::Debug + 'static {
 
     /// Counters about this store.
     fn stats(&self) -> LocalStoreStats;
+
+    /// The next changes to push, oldest first, at most `limit`: each outbox entry with its base
+    /// revision filled in (from the item's [`ItemSync`] unless the entry was re-based) and the
+    /// item's current value (`None` for a delete).
+    ///
+    /// The sync methods have defaults that refuse, so a store written before sync existed still
+    /// works locally; the runtime reports the error when a remote is configured.
+    fn pending_pushes(
+        &self,
+        limit: usize,
+    ) -> LocalFuture<'_, Result<Vec<PendingPush>, StoreError>> {
+        let _ = limit;
+        Box::pin(async { Err(sync_unsupported()) })
+    }
+
+    /// Applies what the server said (push answers, or a pulled page with its checkpoint) in one
+    /// transaction: items, outbox entries, known revisions, dead letters and checkpoint together,
+    /// decided per item by the rules of `plan.rs`.
+    fn apply_sync<'a>(
+        &'a self,
+        batch: SyncBatch<'a>,
+        rules: &'a SyncRules,
+    ) -> LocalFuture<'a, Result<SyncApplied, StoreError>> {
+        let _ = (batch, rules);
+        Box::pin(async { Err(sync_unsupported()) })
+    }
+
+    /// The revision the next pull starts after (0 before the first pull).
+    fn checkpoint(&self) -> LocalFuture<'_, Result<persist_protocol::Revision, StoreError>> {
+        Box::pin(async { Err(sync_unsupported()) })
+    }
+
+    /// Forgets the checkpoint, so the next pull reads everything again (a full pull; items with
+    /// pending local changes are kept, see [`apply_sync`](Self::apply_sync)).
+    fn reset_checkpoint(&self) -> LocalFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Err(sync_unsupported()) })
+    }
+
+    /// Puts every stored item of `collections` that has no pending change in the outbox (as a
+    /// put of its current value), so the next push makes sure the server has it: after the
+    /// server lost data, or to seed a new server. Op ids are `<prefix>-<n>`, stamps `stamp` with
+    /// counter `n`. Returns how many entries were added.
+    fn mark_all_for_push<'a>(
+        &'a self,
+        collections: &'a [String],
+        prefix: &'a str,
+        stamp: &'a persist_protocol::Hlc,
+    ) -> LocalFuture<'a, Result<usize, StoreError>> {
+        let _ = (collections, prefix, stamp);
+        Box::pin(async { Err(sync_unsupported()) })
+    }
+
+    /// The changes the server rejected for good.
+    fn dead_letters(&self) -> LocalFuture<'_, Result<Vec<DeadLetter>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Settles a dead letter: `retry` puts the change back in the outbox under a new op id
+    /// (unless a newer change of the item is pending, which supersedes it); otherwise it is
+    /// discarded (the local value stays as it is).
+    fn settle_dead_letter<'a>(
+        &'a self,
+        collection: &'a str,
+        id: &'a str,
+        retry: bool,
+    ) -> LocalFuture<'a, Result<(), StoreError>> {
+        let _ = (collection, id, retry);
+        Box::pin(async { Err(sync_unsupported()) })
+    }
+}
+
+/// A change ready to push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPush {
+    /// The outbox entry, its `base_revision` filled in.
+    pub entry: OutboxEntry,
+    /// The item's value as JSON text; `None` for a delete (or an item no longer stored).
+    pub value: Option<String>,
+}
+
+fn sync_unsupported() -> StoreError {
+    StoreError::Unavailable("this local store does not support syncing with a remote".into())
 }

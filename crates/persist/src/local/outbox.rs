@@ -53,6 +53,20 @@ impl OutboxEntry {
         }
     }
 
+    /// The entry of `push all` for an item with no pending change: a put of its current value,
+    /// the `n`-th of a batch whose op ids start with `prefix`.
+    pub fn resend(collection: &str, id: &str, prefix: &str, stamp: &Hlc, n: u32) -> Self {
+        OutboxEntry {
+            collection: collection.to_owned(),
+            id: id.to_owned(),
+            delete: false,
+            serial: 0,
+            op_id: OpId::new(format!("{prefix}-{n}")),
+            base_revision: None,
+            hlc: Hlc { counter: stamp.counter.saturating_add(n), ..stamp.clone() },
+        }
+    }
+
     /// The push order: oldest change first; entries migrated from before op ids existed (wall
     /// time 0) come first, in their old serial order.
     pub fn push_order(&self) -> (u64, u32, &str, u64) {

@@ -14,13 +14,14 @@ use std::rc::{Rc, Weak};
 use futures::channel::oneshot;
 use gloo_timers::callback::Timeout;
 use persist_engine::{
-    Action, Engine, FlushError, FlushId, MetricsSnapshot, SyncError, Time, WriteBatch, WriteError,
+    Action, Engine, FlushError, FlushId, MetricsSnapshot, Time, WriteBatch, WriteError,
 };
 
 use super::clock;
 use super::options::PersistOptions;
-use super::status::{ItemError, PersistStatus};
+use super::status::{Connection, ItemError, PersistStatus};
 use super::subscribers::Subscribers;
+use super::sync_state::SyncState;
 use crate::local::{IndexedDbStore, LocalStore, MemoryStore};
 
 /// Applies changes committed by another tab to one collection of a store: `Some(json)` is a put,
@@ -31,7 +32,14 @@ pub(super) type WeakApplier = Weak<dyn Fn(&[(String, Option<String>)]) -> Vec<It
 
 /// Tells the other tabs which items a committed batch wrote (`tabs.rs`).
 pub(super) trait Announcer {
-    fn announce(&self, node: &str, batch: &WriteBatch);
+    /// A batch this tab committed.
+    fn announce(&self, node: &str, batch: &WriteBatch) {
+        let ids = batch.ops.iter().map(|op| op.key.id.to_string()).collect();
+        self.announce_items(node, &batch.collection, ids);
+    }
+
+    /// Items of `collection` this tab changed in storage (a commit, or a sync).
+    fn announce_items(&self, node: &str, collection: &str, ids: Vec<String>);
 }
 
 /// [`PersistStatus::blocked`] while another tab blocks opening the database.
@@ -64,6 +72,8 @@ pub(super) struct Inner {
     pub(super) page_exit: RefCell<Option<Box<dyn Any>>>,
     /// Names this runtime in tab messages, op ids and HLC stamps (random per page session).
     pub(super) node: String,
+    /// The remote and what syncing with it keeps; `None` without a remote.
+    pub(super) sync: Option<SyncState>,
 }
 
 impl Inner {
@@ -75,6 +85,9 @@ impl Inner {
         Rc::new_cyclic(|runtime: &Weak<Inner>| {
             let store = local_store(options, runtime.clone());
             let mut status = PersistStatus::new(store.kind());
+            if options.remote.is_some() {
+                status.sync.connection = Connection::Checking;
+            }
             if options.memory_only {
                 status.storage_note = Some("memory-only by configuration".into());
             }
@@ -96,6 +109,10 @@ impl Inner {
                 tabs: RefCell::new(None),
                 page_exit: RefCell::new(None),
                 node,
+                sync: options
+                    .remote
+                    .clone()
+                    .map(|remote| SyncState::new(remote, options.push_batch)),
             }
         })
     }
@@ -112,15 +129,8 @@ impl Inner {
                         let _ = waiter.send(result);
                     }
                 }
-                Action::StartSync { id, .. } => {
-                    // No remote is wired into this runtime yet (automatic sync is off): answer
-                    // at once so the engine keeps its pending count and does not wait forever.
-                    self.engine.borrow_mut().sync_finished(
-                        clock::now(),
-                        id,
-                        Err(SyncError::permanent("no remote server is configured")),
-                    );
-                }
+                // `sync.rs` runs it (or answers at once without a remote).
+                Action::StartSync { id, .. } => self.start_sync(id),
                 Action::MetricsChanged => {
                     self.metrics_dirty.set(true);
                     self.schedule_notify();
@@ -193,7 +203,15 @@ impl Inner {
         let engine = self.engine.borrow();
         let queue_depth = engine.queue_depth();
         let in_flight = engine.in_flight_ops();
+        let pending_remote = engine.pending_remote();
         let mut status = self.status.borrow_mut();
+        // Changes to push: the leader's count arrives in followers' status by message instead.
+        if self.sync.as_ref().is_some_and(|sync| sync.leader.get())
+            && status.sync.pending != pending_remote
+        {
+            status.sync.pending = pending_remote;
+            self.schedule_notify();
+        }
         // Listing failed keys walks the queue: only when some exist (or just stopped existing).
         let failed_keys: Vec<String> =
             if engine.failed_count() == 0 && status.failed_keys.is_empty() {

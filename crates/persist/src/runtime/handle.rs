@@ -13,7 +13,7 @@ use super::driver::Inner;
 use super::options::PersistOptions;
 use super::status::PersistStatus;
 use super::subscribers::Subscription;
-use super::{clock, lifecycle, tabs};
+use super::{clock, leader, lifecycle, tabs};
 use crate::error::Error;
 use crate::local::{LocalStore, LocalStoreStats};
 
@@ -54,8 +54,10 @@ impl Persistence {
     pub fn new(options: PersistOptions) -> Result<Self, Error> {
         let seed = options.rng_seed.unwrap_or_else(clock::random_u64);
         let mut config = options.config.clone();
-        // No remote is wired into the browser runtime yet: automatic syncs would only fail.
-        config.auto_sync.enabled = false;
+        if options.remote.is_none() {
+            // Nothing to sync with: automatic syncs would only fail.
+            config.auto_sync.enabled = false;
+        }
         let node = format!("{:016x}", clock::random_u64());
         let engine = Engine::new(config, seed)?.with_node(node, clock::wall_origin_ms());
         let inner = Inner::new(&options, engine);
@@ -64,6 +66,10 @@ impl Persistence {
         }
         if options.flush_on_page_hide {
             lifecycle::attach(&inner);
+        }
+        if inner.sync.is_some() {
+            // The tab that wins the election talks to the server (health, events, syncs).
+            leader::attach(&inner);
         }
         Ok(Persistence { inner })
     }

@@ -4,9 +4,13 @@ use std::fmt;
 use std::rc::Rc;
 
 use persist_engine::config::RetryPolicy;
-use persist_engine::{CollectionConfig, PersistConfig};
+use persist_engine::{AutoSyncConfig, CollectionConfig, PersistConfig};
 
 use crate::local::{Durability, LocalStore, MigrationHook};
+use crate::remote::Remote;
+
+/// Changes per push when the app does not choose.
+pub const DEFAULT_PUSH_BATCH: usize = 100;
 
 /// Database name used when the app does not choose one.
 pub const DEFAULT_DATABASE: &str = "yewdux-persist";
@@ -33,6 +37,8 @@ pub struct PersistOptions {
     pub(crate) migration: Option<MigrationHook>,
     pub(crate) rng_seed: Option<u64>,
     pub(crate) durability: Durability,
+    pub(crate) remote: Option<Rc<dyn Remote>>,
+    pub(crate) push_batch: usize,
 }
 
 impl fmt::Debug for PersistOptions {
@@ -47,6 +53,8 @@ impl fmt::Debug for PersistOptions {
             .field("flush_on_page_hide", &self.flush_on_page_hide)
             .field("migration", &self.migration.is_some())
             .field("durability", &self.durability)
+            .field("remote", &self.remote)
+            .field("push_batch", &self.push_batch)
             .finish()
     }
 }
@@ -74,7 +82,39 @@ impl PersistOptions {
             migration: None,
             rng_seed: None,
             durability: Durability::default(),
+            remote: None,
+            push_batch: DEFAULT_PUSH_BATCH,
         }
+    }
+
+    /// Syncs with `remote` (e.g. [`HttpRemote`](crate::remote::HttpRemote)): pushes local
+    /// changes, pulls the server's, checks its health, follows its live events. Switches
+    /// automatic sync on (every 30 s, on each change, and at 50 pending changes; change it with
+    /// [`auto_sync`](Self::auto_sync)). Without a remote, everything stays on the device.
+    pub fn remote(mut self, remote: Rc<dyn Remote>) -> Self {
+        self.remote = Some(remote);
+        self.config.auto_sync.enabled = true;
+        self
+    }
+
+    /// When automatic syncs happen (interval, on change, max pending); `enabled: false` leaves
+    /// only manual syncs (`Persistence::sync_now`).
+    pub fn auto_sync(mut self, config: AutoSyncConfig) -> Self {
+        self.config.auto_sync = config;
+        self
+    }
+
+    /// How failed syncs are retried: backoff with jitter, at most one auto-sync interval apart,
+    /// never given up.
+    pub fn sync_retry(mut self, policy: RetryPolicy) -> Self {
+        self.config.sync_retry = policy;
+        self
+    }
+
+    /// Most changes per push request (default 100, at most the protocol's 1,000).
+    pub fn push_batch(mut self, ops: usize) -> Self {
+        self.push_batch = ops.clamp(1, persist_protocol::MAX_PUSH_OPS);
+        self
     }
 
     /// The lowest IndexedDB version to open (bump it to run your migration hook). The runtime

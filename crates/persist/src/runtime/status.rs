@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::local::StorageKind;
+use crate::sync::SyncProgress;
 
 /// Most recent item errors kept in [`PersistStatus::item_errors`].
 pub(crate) const MAX_ITEM_ERRORS: usize = 50;
@@ -44,6 +45,84 @@ pub struct PersistStatus {
     pub collection_errors: BTreeMap<String, String>,
     /// Wall-clock epoch milliseconds of the last successful local write.
     pub last_saved_at: Option<f64>,
+    /// The sync with the remote server.
+    pub sync: SyncStatus,
+}
+
+/// How this device reaches the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Connection {
+    /// No remote is configured: everything stays on this device.
+    #[default]
+    LocalOnly,
+    /// A remote is configured; the first health check has not answered yet.
+    Checking,
+    /// The server answers: changes sync.
+    Online,
+    /// The server answers but is not well (e.g. its database is down): changes stay queued and
+    /// are retried.
+    Degraded,
+    /// The server cannot be reached: the app works on, changes stay queued (nothing is lost) and
+    /// sync by themselves when it is back.
+    Offline,
+    /// The server refused the token (missing, expired or revoked): changes stay queued until a
+    /// new token is set with `Persistence::set_token`.
+    SignedOut,
+}
+
+impl Connection {
+    /// A short label for badges.
+    pub fn label(self) -> &'static str {
+        match self {
+            Connection::LocalOnly => "local-only",
+            Connection::Checking => "connecting",
+            Connection::Online => "online",
+            Connection::Degraded => "degraded",
+            Connection::Offline => "offline",
+            Connection::SignedOut => "signed out",
+        }
+    }
+}
+
+/// The sync with the remote, as shown to users. Every tab shows the leader tab's (the one that
+/// talks to the server).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// How the server is reached.
+    pub connection: Connection,
+    /// Whether this tab is the one that talks to the server.
+    pub leader: bool,
+    /// Local changes not yet acknowledged by the server (the outbox).
+    pub pending: usize,
+    /// Whether a sync runs now.
+    pub syncing: bool,
+    /// Syncs finished this session (by the tab that talks to the server).
+    pub syncs: u64,
+    /// What the running sync is doing.
+    pub progress: SyncProgress,
+    /// Wall-clock epoch milliseconds of the end of the last successful sync.
+    pub last_sync_at: Option<f64>,
+    /// Why the last sync failed, until one succeeds.
+    pub last_error: Option<String>,
+    /// Conflicts found this session.
+    pub conflicts: usize,
+    /// Local changes replaced by the server's version this session (server-wins conflicts).
+    pub overruled: usize,
+    /// Changes the server rejected for good; retry or discard them.
+    pub dead_letters: Vec<DeadLetterView>,
+}
+
+/// A change the server rejected for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterView {
+    /// The item's collection.
+    pub collection: String,
+    /// The item's id.
+    pub id: String,
+    /// Whether the change was a delete.
+    pub delete: bool,
+    /// The server's reason.
+    pub message: String,
 }
 
 impl PersistStatus {
@@ -60,6 +139,7 @@ impl PersistStatus {
             failed_keys: Vec::new(),
             collection_errors: BTreeMap::new(),
             last_saved_at: None,
+            sync: SyncStatus::default(),
         }
     }
 

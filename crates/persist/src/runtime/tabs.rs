@@ -9,7 +9,7 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use gloo_events::EventListener;
-use persist_engine::{ItemKey, WriteBatch};
+use persist_engine::ItemKey;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 
@@ -55,12 +55,8 @@ impl TabChannel {
 }
 
 impl Announcer for TabChannel {
-    fn announce(&self, tab: &str, batch: &WriteBatch) {
-        let message = Committed {
-            tab: tab.to_owned(),
-            collection: batch.collection.to_string(),
-            ids: batch.ops.iter().map(|op| op.key.id.to_string()).collect(),
-        };
+    fn announce_items(&self, tab: &str, collection: &str, ids: Vec<String>) {
+        let message = Committed { tab: tab.to_owned(), collection: collection.to_owned(), ids };
         if let Ok(text) = serde_json::to_string(&message) {
             // A closed channel only means no other tab listens any more.
             let _ = self.channel.post_message(&text.into());

@@ -7,7 +7,9 @@ use yew::prelude::*;
 use persist_engine::{OperationKind, OperationRecord};
 
 use super::hook::use_persistence;
+use super::sync_panel::{sync_section, SYNC_CSS};
 use crate::local::StorageKind;
+use crate::runtime::Connection;
 
 /// The dashboard's stylesheet (class names start with `yp-`). It is included by the component.
 /// Colours come from CSS variables with light defaults (`--yp-bg`, `--yp-fg`, `--yp-muted`,
@@ -130,7 +132,9 @@ fn history_bar(record: &OperationRecord, longest: Duration) -> Html {
 #[function_component]
 pub fn PersistenceDashboard(props: &DashboardProps) -> Html {
     let state = use_persistence();
-    use_seconds_ticking(state.status.last_saved_at.is_some());
+    use_seconds_ticking(
+        state.status.last_saved_at.is_some() || state.status.sync.last_sync_at.is_some(),
+    );
     let status = &state.status;
     let metrics = &state.metrics;
 
@@ -166,7 +170,7 @@ pub fn PersistenceDashboard(props: &DashboardProps) -> Html {
 
     html! {
         <section class="yp-dashboard" aria-label={props.title.clone()}>
-            <style>{ DASHBOARD_CSS }</style>
+            <style>{ DASHBOARD_CSS }{ SYNC_CSS }</style>
             <h3>{ props.title.clone() }{ " " }<span class={storage_class}>{ storage_label }</span>{ " " }{ saving }</h3>
             if let Some(note) = &status.storage_note {
                 <div class="yp-error">{ note.clone() }</div>
@@ -207,6 +211,9 @@ pub fn PersistenceDashboard(props: &DashboardProps) -> Html {
                 <button onclick={flush}>{ "Save now" }</button>
                 <button onclick={reset}>{ "Reset metrics" }</button>
             </div>
+            if status.sync.connection != Connection::LocalOnly {
+                { sync_section(&state.persistence, &status.sync, ago, stat) }
+            }
         </section>
     }
 }

@@ -4,6 +4,8 @@
 #[cfg(feature = "dashboard")]
 mod dashboard;
 mod hook;
+#[cfg(feature = "dashboard")]
+mod sync_panel;
 
 #[cfg(feature = "dashboard")]
 pub use dashboard::{DashboardProps, PersistenceDashboard, DASHBOARD_CSS};

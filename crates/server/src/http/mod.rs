@@ -99,6 +99,13 @@ impl AppState {
     }
 }
 
+/// The span every request is traced in: method and path, never the query string, which carries
+/// the event stream's token (`/v1/events?access_token=…`, the only way an `EventSource` can send
+/// one). tower-http's default span records the whole URI.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+}
+
 /// All routes, with limits, CORS, tracing and metrics.
 pub(crate) fn router(state: AppState) -> Router {
     let config = &state.config;
@@ -126,7 +133,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), timeout::request_timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
-        .layer(TraceLayer::new_for_http());
+        .layer(TraceLayer::new_for_http().make_span_with(request_span));
     if let Some(cors) = cors(config) {
         router = router.layer(cors);
     }
@@ -191,5 +198,47 @@ mod tests {
         assert!(is_loopback_origin(b"http://[::1]:3000"));
         assert!(!is_loopback_origin(b"http://evil.example"));
         assert!(!is_loopback_origin(b"http://localhost.evil.example:80"));
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id};
+    use tracing::Subscriber;
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::Layer;
+
+    /// Records every field of every new span as text.
+    #[derive(Clone, Default)]
+    struct Fields(Arc<Mutex<String>>);
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            let mut text = self.0.lock().unwrap();
+            text.push_str(&format!("{}={value:?} ", field.name()));
+        }
+    }
+
+    impl<S: Subscriber> Layer<S> for Fields {
+        fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+            attrs.record(&mut self.clone());
+        }
+    }
+
+    #[test]
+    fn the_request_span_names_the_path_but_never_the_token_in_the_query() {
+        let fields = Fields::default();
+        let subscriber = tracing_subscriber::registry().with(fields.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let request =
+                axum::http::Request::get("/v1/events?access_token=secret-token").body(()).unwrap();
+            let _span = super::request_span(&request);
+        });
+        let text = fields.0.lock().unwrap().clone();
+        assert!(text.contains("/v1/events"), "{text}");
+        assert!(!text.contains("secret-token"), "the token is logged: {text}");
     }
 }

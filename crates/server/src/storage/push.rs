@@ -3,7 +3,7 @@
 //! [`PushPlan`]: what to answer, which row to write, what to remember. A backend only reads its
 //! inputs and carries the plan out, inside the push's transaction.
 
-use persist_protocol::{PushOutcome, Record, Revision};
+use persist_protocol::{decide_push, CurrentItem, PushDecision, PushOutcome, Record, Revision};
 
 use super::{record_from_row, StorageError, WriteOp};
 
@@ -40,37 +40,16 @@ impl CurrentRow {
     }
 }
 
-/// What the rule says about one op.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
-    /// The base matches: write, at a new namespace revision.
-    Write,
-    /// Nothing to disagree about: answer `Applied` at the item's current revision.
-    AlreadyThere(Revision),
-    /// The base differs: answer with the server's record.
-    Conflict,
-}
+/// What the rule says about one op (the protocol's [`PushDecision`]).
+type Decision = PushDecision;
 
-/// The rule: the current revision is the row's revision (tombstones included), or 0 when there is
-/// no row; the base is the op's `base_revision` or 0. Equal → write. Otherwise a conflict, except
-/// a delete onto a tombstone or an absent item, and a put of the value the item already holds.
+/// The protocol's push rule ([`decide_push`]) on a backend's current row.
 fn decide(op: &WriteOp, current: Option<&CurrentRow>) -> Decision {
-    let current_revision = current.map_or(0, |row| row.revision);
-    if op.base == current_revision {
-        return Decision::Write;
-    }
-    let live_value = current.filter(|row| !row.deleted).and_then(|row| row.value_json.as_deref());
-    if op.delete {
-        if live_value.is_none() {
-            return Decision::AlreadyThere(current_revision);
-        }
-    } else if let Some(text) = live_value {
-        // Compare parsed values, so key order and spacing do not matter.
-        if serde_json::from_str::<serde_json::Value>(text).is_ok_and(|stored| stored == op.value) {
-            return Decision::AlreadyThere(current_revision);
-        }
-    }
-    Decision::Conflict
+    let current = current.map(|row| CurrentItem {
+        revision: row.revision,
+        live_value: if row.deleted { None } else { row.value_json.as_deref() },
+    });
+    decide_push(Some(op.base), op.delete, &op.value, current)
 }
 
 /// The row an applied op writes.

@@ -5,7 +5,8 @@
 //! | one per collection (`files`, ...) | the item id | the item (see `codec.rs`) |
 //! | `__outbox` | `[collection, id]` | an [`OutboxEntry`]; index `by_hlc` orders the push |
 //! | `__sync` | `[collection, id]` | an [`ItemSync`](crate::local::ItemSync) |
-//! | `__meta` | a name | a string (e.g. `initialized:<collection>`) |
+//! | `__dead` | `[collection, id]` | a [`DeadLetter`](crate::local::DeadLetter): a change the server rejected for good |
+//! | `__meta` | a name | a string (e.g. `initialized:<collection>`, `sync:checkpoint`) |
 //!
 //! Every upgrade (a new collection, a higher configured version, an older layout) runs
 //! [`upgrade`] inside IndexedDB's version-change transaction: create what is missing (for a
@@ -33,6 +34,8 @@ use crate::local::OutboxEntry;
 pub(super) const OUTBOX_STORE: &str = "__outbox";
 /// Object store of what this device knows of each item's server copy.
 pub(super) const SYNC_STORE: &str = "__sync";
+/// Object store of the changes the server rejected for good.
+pub(super) const DEAD_STORE: &str = "__dead";
 /// Object store of bookkeeping values.
 pub(super) const META_STORE: &str = "__meta";
 /// Index of `__outbox` in push order (the change's HLC stamp).
@@ -40,7 +43,7 @@ pub(super) const OUTBOX_ORDER_INDEX: &str = "by_hlc";
 const OUTBOX_ORDER_PATH: [&str; 3] = ["hlc.wall_ms", "hlc.counter", "hlc.node"];
 
 /// The stores every database of this crate has, besides its collections.
-pub(super) const BOOKKEEPING_STORES: [&str; 3] = [OUTBOX_STORE, SYNC_STORE, META_STORE];
+pub(super) const BOOKKEEPING_STORES: [&str; 4] = [OUTBOX_STORE, SYNC_STORE, DEAD_STORE, META_STORE];
 
 /// A schema upgrade about to happen: the app's migration hook sees it inside the upgrade
 /// transaction, after the runtime has created the object stores it needs.

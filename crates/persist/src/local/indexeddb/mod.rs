@@ -7,6 +7,7 @@ mod codec;
 mod connection;
 mod errors;
 mod layout;
+mod sync;
 
 use std::cell::Cell;
 use std::fmt;
@@ -24,8 +25,9 @@ use self::connection::Connection;
 use self::errors::js_error_message;
 use self::layout::{has_store, META_STORE, OUTBOX_ORDER_INDEX, OUTBOX_STORE};
 use super::{
-    Durability, LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry, StorageKind,
-    StoreError, StoredItem, UnreadableItem,
+    DeadLetter, Durability, LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry,
+    PendingPush, StorageKind, StoreError, StoredItem, SyncApplied, SyncBatch, SyncRules,
+    UnreadableItem,
 };
 
 /// A [`LocalStore`] on IndexedDB. One connection per store, opened lazily; object stores are
@@ -343,6 +345,51 @@ impl LocalStore for IndexedDbStore {
 
     fn stats(&self) -> LocalStoreStats {
         self.stats.get()
+    }
+
+    fn pending_pushes(
+        &self,
+        limit: usize,
+    ) -> LocalFuture<'_, Result<Vec<PendingPush>, StoreError>> {
+        Box::pin(self.read_pending_pushes(limit))
+    }
+
+    fn apply_sync<'a>(
+        &'a self,
+        batch: SyncBatch<'a>,
+        rules: &'a SyncRules,
+    ) -> LocalFuture<'a, Result<SyncApplied, StoreError>> {
+        Box::pin(self.write_sync(batch, rules))
+    }
+
+    fn checkpoint(&self) -> LocalFuture<'_, Result<persist_protocol::Revision, StoreError>> {
+        Box::pin(self.read_checkpoint())
+    }
+
+    fn reset_checkpoint(&self) -> LocalFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.delete_checkpoint())
+    }
+
+    fn mark_all_for_push<'a>(
+        &'a self,
+        collections: &'a [String],
+        prefix: &'a str,
+        stamp: &'a persist_protocol::Hlc,
+    ) -> LocalFuture<'a, Result<usize, StoreError>> {
+        Box::pin(self.write_resends(collections, prefix, stamp))
+    }
+
+    fn dead_letters(&self) -> LocalFuture<'_, Result<Vec<DeadLetter>, StoreError>> {
+        Box::pin(self.read_dead_letters())
+    }
+
+    fn settle_dead_letter<'a>(
+        &'a self,
+        collection: &'a str,
+        id: &'a str,
+        retry: bool,
+    ) -> LocalFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.write_settled_dead_letter(collection, id, retry))
     }
 }
 
