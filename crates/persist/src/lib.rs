@@ -83,11 +83,19 @@
 //! | [`error`] | [`Error`] and the flush failure it carries |
 //! | [`ui`] | [`use_persistence`], [`use_persistence_ready`], [`PersistenceDashboard`] |
 //! | [`local`] | the [`LocalStore`](local::LocalStore) trait to store elsewhere; IndexedDB and memory stores |
+//! | [`remote`] | the [`Remote`](remote::Remote) trait and the servers to sync with: [`HttpRemote`](remote::HttpRemote) (our protocol, live events), [`CodeForgeRemote`](remote::CodeForgeRemote), [`MemoryRemote`](remote::MemoryRemote) for tests |
 //! | `codeforge` (browser only) | CodeForge's global functions (`flush_persistence()`, ...) for ported code |
 //!
 //! Inside, the crate is layered: `binding/` (the yewdux side: parts, collection, listener,
-//! loading) → `runtime/` (the browser driver of the engine) → `local/` (IndexedDB and memory),
-//! with `ui/` on top. See `ARCHITECTURE.md` in the crate for the path of one change.
+//! loading) → `runtime/` (the browser driver of the engine, sync runs, health, leader tab) →
+//! `sync/` (one sync run, no I/O of its own) → `remote/` and `local/` (the server, and IndexedDB
+//! or memory), with `ui/` on top.
+//!
+//! # Sync
+//! Give [`PersistOptions::remote`] a server and every change also reaches it: pushed after it is
+//! durable locally, acknowledged before it leaves the outbox, pulled by the other devices (live,
+//! through the server's event stream), with conflicts found by revision. Offline, everything
+//! stays queued; the status ([`PersistStatus::sync`]) and the dashboard say where changes are. See `ARCHITECTURE.md` in the crate for the path of one change.
 //!
 //! # Features
 //! | feature | default | what |

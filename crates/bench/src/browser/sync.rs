@@ -50,10 +50,13 @@ async fn started(options: PersistOptions) -> (Context, Persistence, Dispatch<Fil
     (cx, persistence, dispatch)
 }
 
-fn dispatch_all(dispatch: &Dispatch<Files>, salt: usize) {
+/// Dispatches `ITEMS` changes, each a new value (the server and the local store may already hold
+/// these ids from an earlier case: the first sync pulls them).
+fn dispatch_all(dispatch: &Dispatch<Files>) {
+    let salt = (js_sys::Math::random() * 1e12) as u64;
     for i in 0..ITEMS {
         let mut record = file_record(i);
-        record.revision = salt as u64;
+        record.revision = salt;
         dispatch.reduce_mut(move |s| {
             s.files.insert(file_id(i), record);
         });
@@ -66,7 +69,7 @@ async fn local_only(batch_size: usize) -> Bench {
     let options = PersistOptions::new(unique("sync-local")).collection(COLLECTION, config);
     let (cx, persistence, dispatch) = started(options).await;
     let start = now_ms();
-    dispatch_all(&dispatch, 1);
+    dispatch_all(&dispatch);
     persistence.flush().await.expect("flushed");
     let total = now_ms() - start;
     yewdux_persist::shutdown(&cx);
@@ -76,17 +79,39 @@ async fn local_only(batch_size: usize) -> Bench {
         .number("total_ms", total)
 }
 
+/// How the end-to-end case syncs.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    batch_size: usize,
+    push_batch: usize,
+    /// Automatic syncs on (on change, as apps run) or only the final manual ones.
+    auto: bool,
+}
+
 /// Dispatch until the server acknowledged every item.
-async fn end_to_end(token: &str, batch_size: usize, baseline: &Bench) -> Bench {
+async fn end_to_end(token: &str, mode: Mode, baseline: &Bench) -> Bench {
+    let Mode { batch_size, push_batch, auto } = mode;
     let remote = Rc::new(HttpRemote::new(server(), Some(token.to_owned())));
     let config = CollectionConfig::default().with_batch_size(batch_size);
-    let options =
-        PersistOptions::new(unique("sync-e2e")).collection(COLLECTION, config).remote(remote);
+    let mut options = PersistOptions::new(unique("sync-e2e"))
+        .collection(COLLECTION, config)
+        .remote(remote)
+        .push_batch(push_batch);
+    if !auto {
+        options = options.auto_sync(AutoSyncConfig { enabled: false, ..AutoSyncConfig::default() });
+    }
     let (cx, persistence, dispatch) = started(options).await;
     // Connected and idle before the clock starts.
     persistence.sync_now().await.expect("first sync");
+    // When the phases of the syncs happen: time spent pushing (from each sync's start to its
+    // first page pulled) and pulling (from there to its end), summed over the syncs.
+    let phases = Rc::new(std::cell::RefCell::new(Phases::default()));
+    let _watch = {
+        let phases = Rc::clone(&phases);
+        persistence.subscribe_status(move |status| phases.borrow_mut().see(&status.sync.progress))
+    };
     let start = now_ms();
-    dispatch_all(&dispatch, 2 + batch_size);
+    dispatch_all(&dispatch);
     persistence.flush().await.expect("flushed");
     let flushed = now_ms();
     let mut rounds = 0;
@@ -99,14 +124,57 @@ async fn end_to_end(token: &str, batch_size: usize, baseline: &Bench) -> Bench {
     let status = persistence.status();
     assert!(status.sync.dead_letters.is_empty() && status.sync.last_error.is_none());
     yewdux_persist::shutdown(&cx);
-    Bench::new(format!("sync/end_to_end_b{batch_size}"), ITEMS as f64 / total * 1e3, "items/s")
+    let (pushing, pulling, batches) = {
+        let phases = phases.borrow();
+        (phases.pushing, phases.pulling, phases.batches)
+    };
+    let name =
+        format!("sync/end_to_end_b{batch_size}_p{push_batch}{}", if auto { "" } else { "_manual" });
+    Bench::new(name, ITEMS as f64 / total * 1e3, "items/s")
         .param("items", ITEMS as u64)
         .param("batch_size", batch_size as u64)
-        .param("push_batch", yewdux_persist::config::DEFAULT_PUSH_BATCH as u64)
+        .param("push_batch", push_batch as u64)
+        .param("auto_sync", auto)
         .number("total_ms", total)
         .number("local_flush_ms", flushed - start)
         .number("sync_ms", total - (flushed - start))
+        .number("pushing_ms", pushing)
+        .number("pulling_ms", pulling)
+        .number("push_batches", batches as f64)
         .against(baseline)
+}
+
+/// Sums the time a runtime spends in each phase of its syncs, from its status updates.
+#[derive(Debug, Default)]
+struct Phases {
+    last: Option<(f64, &'static str)>,
+    pushing: f64,
+    pulling: f64,
+    batches: usize,
+}
+
+impl Phases {
+    fn see(&mut self, progress: &yewdux_persist::status::SyncProgress) {
+        use yewdux_persist::status::SyncProgress;
+        let now = now_ms();
+        let phase = match progress {
+            SyncProgress::Idle => "idle",
+            SyncProgress::Pushing { .. } => "pushing",
+            SyncProgress::Pulling { .. } => "pulling",
+        };
+        if let Some((since, previous)) = self.last {
+            // A phase is timed up to the next update: pushing runs until the first page pulled.
+            match previous {
+                "pushing" => self.pushing += now - since,
+                "pulling" => self.pulling += now - since,
+                _ => {}
+            }
+        }
+        if phase == "pushing" {
+            self.batches += 1;
+        }
+        self.last = Some((now, phase));
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -182,9 +250,19 @@ pub async fn run() -> Vec<Bench> {
     let mut out = Vec::new();
     for batch_size in [10, 100] {
         let baseline = local_only(batch_size).await;
-        let synced = end_to_end(&token, batch_size, &baseline).await;
+        let push_batch = yewdux_persist::config::DEFAULT_PUSH_BATCH;
+        let synced =
+            end_to_end(&token, Mode { batch_size, push_batch, auto: true }, &baseline).await;
         out.push(baseline);
         out.push(synced);
+    }
+    // Where the time goes: the same with the largest pushes, and with one manual sync at the end.
+    let baseline = out[2].clone();
+    for mode in [
+        Mode { batch_size: 100, push_batch: 1_000, auto: true },
+        Mode { batch_size: 100, push_batch: 1_000, auto: false },
+    ] {
+        out.push(end_to_end(&token, mode, &baseline).await);
     }
     out.push(a_to_b(&token).await);
     out

@@ -296,12 +296,34 @@ pub struct SyncRules {
     pub default: ConflictStrategy,
     /// Per-collection strategies.
     pub collections: BTreeMap<String, ConflictStrategy>,
+    /// This device's prefix of HLC node names (`<device>.<session>`). A conflict with a version
+    /// this device wrote itself is its own earlier change whose answer was lost (or whose push
+    /// was delayed) before a newer local change replaced it: the newer change is pushed on top,
+    /// whatever the strategy. Without it, server-wins would let the older edit overrule the
+    /// newer one.
+    pub device: Option<String>,
 }
 
 impl SyncRules {
     /// The strategy of `collection`.
     pub fn strategy(&self, collection: &str) -> ConflictStrategy {
         self.collections.get(collection).copied().unwrap_or(self.default)
+    }
+
+    /// How a conflict over an item of `collection` with the server's `current` version is
+    /// decided: this device's own earlier version never overrules a newer local change.
+    pub(crate) fn decide(&self, collection: &str, current: Option<&Record>) -> ConflictStrategy {
+        let own = match (&self.device, current.and_then(|record| record.hlc.as_ref())) {
+            (Some(device), Some(stamp)) => {
+                stamp.node.strip_prefix(device.as_str()).is_some_and(|rest| rest.starts_with('.'))
+            }
+            _ => false,
+        };
+        if own {
+            ConflictStrategy::ClientWins
+        } else {
+            self.strategy(collection)
+        }
     }
 }
 
@@ -373,14 +395,18 @@ pub(crate) fn plan_batch(
         SyncBatch::Pushed(answers) => {
             for (pushed, outcome) in answers.iter() {
                 let key = (pushed.collection.clone(), pushed.id.clone());
-                let strategy = rules.strategy(&key.0);
+                let current = match outcome {
+                    PushOutcome::Conflict { current } => current.as_ref(),
+                    _ => None,
+                };
+                let strategy = rules.decide(&key.0, current);
                 step(key, &|state| plan_pushed(pushed, outcome, state, strategy));
             }
         }
         SyncBatch::Pulled { records, .. } => {
             for record in records.iter() {
                 let key = (record.collection.clone(), record.id.clone());
-                let strategy = rules.strategy(&key.0);
+                let strategy = rules.decide(&key.0, Some(record));
                 step(key, &|state| plan_pulled(record, state, strategy));
             }
         }
@@ -479,6 +505,27 @@ mod tests {
             let EntryWrite::Replace(again) = plan.entry else { panic!("re-pushed") };
             assert_eq!(again.base_revision, None);
         }
+    }
+
+    #[test]
+    fn this_devices_own_earlier_version_never_overrules_its_newer_change() {
+        let rules = SyncRules { device: Some("dev1".into()), ..SyncRules::default() };
+        let mut own = record(9, Some(json!("older edit")));
+        own.hlc = Some(Hlc { wall_ms: 4, counter: 0, node: "dev1.s2".into() });
+        assert_eq!(rules.decide("files", Some(&own)), CW, "own version: push on top");
+        let mut other = own.clone();
+        other.hlc = Some(Hlc { wall_ms: 4, counter: 0, node: "dev10.s1".into() });
+        assert_eq!(rules.decide("files", Some(&other)), SW, "another device's: the strategy");
+        let conflict = PushOutcome::Conflict { current: Some(own) };
+        let mut batch_states = BTreeMap::new();
+        batch_states.insert(("files".to_owned(), "a".to_owned()), pending("t-3", "3", Some(1)));
+        let answers = [(entry("t-3", false), conflict)];
+        let (plans, report) = plan_batch(&SyncBatch::Pushed(&answers), &rules, &mut batch_states);
+        assert_eq!(plans[0].1.item, ItemWrite::Keep, "the newer local edit stays");
+        assert!(
+            matches!(plans[0].1.entry, EntryWrite::Replace(ref e) if e.base_revision == Some(9))
+        );
+        assert_eq!(report.overruled, 0);
     }
 
     #[test]

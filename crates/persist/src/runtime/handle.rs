@@ -58,7 +58,9 @@ impl Persistence {
             // Nothing to sync with: automatic syncs would only fail.
             config.auto_sync.enabled = false;
         }
-        let node = format!("{:016x}", clock::random_u64());
+        // `<device>.<session>`: the device part outlives the page, so a conflict with a version
+        // this device wrote in an earlier session is recognised as its own (`local/plan.rs`).
+        let node = format!("{}.{:08x}", device_id(&options.database), clock::random_u64() as u32);
         let engine = Engine::new(config, seed)?.with_node(node, clock::wall_origin_ms());
         let inner = Inner::new(&options, engine);
         if options.broadcast {
@@ -261,4 +263,21 @@ impl WeakPersistence {
     pub fn upgrade(&self) -> Option<Persistence> {
         self.inner.upgrade().map(|inner| Persistence { inner })
     }
+}
+
+/// This browser's id for `database`, kept in `localStorage` (read synchronously, unlike
+/// IndexedDB); a random one per page session where `localStorage` is unavailable.
+fn device_id(database: &str) -> String {
+    let key = format!("yewdux-persist/{database}/device");
+    let storage = web_sys::window().and_then(|window| window.local_storage().ok().flatten());
+    if let Some(id) = storage.as_ref().and_then(|s| s.get_item(&key).ok().flatten()) {
+        if !id.is_empty() && !id.contains('.') {
+            return id;
+        }
+    }
+    let id = format!("{:012x}", clock::random_u64() >> 16);
+    if let Some(storage) = storage {
+        let _ = storage.set_item(&key, &id);
+    }
+    id
 }

@@ -106,6 +106,8 @@ impl Inner {
         let engine = self.engine.borrow();
         let config = engine.config();
         SyncRules {
+            // Nodes are `<device>.<session>` (see `handle.rs`).
+            device: self.node.split_once('.').map(|(device, _)| device.to_owned()),
             default: config.default_collection.conflict,
             collections: config
                 .collections
@@ -326,8 +328,8 @@ impl Persistence {
 
     /// Makes sure the server has everything this device has: every stored item of the syncing
     /// collections with no pending change is queued again as a put of its current value, then a
-    /// sync runs. Items the server has with the same value are answered at once without a write;
-    /// items it lost are written again. Use it after the server lost data or to seed a new one.
+    /// sync runs. Items the server has are written again with the same value (a new revision,
+    /// which other devices skip as unchanged); items it lost are restored. Use it after the server lost data or to seed a new one.
     ///
     /// # Errors
     /// Those of [`sync_now`](Self::sync_now), and [`Error::Sync`] when the local store failed.

@@ -6,6 +6,10 @@
 //! answer means for an item is `local/plan.rs`'s.
 
 mod run;
+// Native only: the browser test build compiles unit tests too, and the simulation is a native
+// workload.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod sim;
 
 pub use run::SyncProgress;
 pub(crate) use run::{run, RunOptions, SyncFailure};

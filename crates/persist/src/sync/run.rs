@@ -10,8 +10,10 @@
 //! transaction. A server whose head is behind the checkpoint was reset or restored from a backup:
 //! the pull starts again from 0 (records already known are skipped, nothing local is deleted).
 
+use std::collections::HashMap;
+
 use persist_protocol::{
-    ErrorCode, PushOp, PushOutcome, PushRequest, Revision, DEFAULT_PULL_LIMIT, MAX_PUSH_OPS,
+    ErrorCode, PushOp, PushOutcome, PushRequest, Record, Revision, DEFAULT_PULL_LIMIT, MAX_PUSH_OPS,
 };
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +79,9 @@ pub(crate) struct SyncReport {
     pub(crate) applied: SyncApplied,
     /// The newest server revision seen.
     pub(crate) head: Revision,
+    /// The revision each item acknowledged by this run's pushes got: when the pull brings these
+    /// records back (our own writes), they are left out before touching the store.
+    pub(crate) acknowledged: HashMap<(String, String), Revision>,
 }
 
 /// Why a sync stopped.
@@ -140,6 +145,11 @@ async fn push(
         }
         let (mut answers, head) = send(remote, &entries, ops).await?;
         report.head = report.head.max(head);
+        for (entry, outcome) in &answers {
+            if let PushOutcome::Applied { revision } = outcome {
+                report.acknowledged.insert((entry.collection.clone(), entry.id.clone()), *revision);
+            }
+        }
         answers.extend(unreadable);
         report.pushed += answers.len();
         let applied = store.apply_sync(SyncBatch::Pushed(&answers), &options.rules).await?;
@@ -243,10 +253,20 @@ async fn pull(
             continue;
         }
         report.head = report.head.max(page.head);
-        let batch = SyncBatch::Pulled { records: &page.records, checkpoint: page.next_since };
+        let count = page.records.len();
+        // Our own writes coming back: already applied, with this very revision.
+        let records: Vec<Record> = page
+            .records
+            .into_iter()
+            .filter(|r| {
+                let key = (r.collection.clone(), r.id.clone());
+                report.acknowledged.get(&key).is_none_or(|acked| *acked < r.revision)
+            })
+            .collect();
+        let batch = SyncBatch::Pulled { records: &records, checkpoint: page.next_since };
         let applied = store.apply_sync(batch, &options.rules).await?;
         report.applied.merge(applied);
-        report.pulled += page.records.len();
+        report.pulled += count;
         report.pages += 1;
         progress(
             SyncProgress::Pulling { pages: report.pages, records: report.pulled },

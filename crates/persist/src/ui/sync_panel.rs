@@ -83,7 +83,7 @@ pub(super) fn sync_section(
                 if sync.syncing { <span class="yp-badge yp-warn">{ " syncing…" }</span> }
             </h3>
             <div class="yp-row">
-                { stat("to push", html! { <span class="yp-pending">{ sync.pending }</span> }) }
+                <div class="yp-stat"><b class="yp-pending">{ sync.pending }</b><span>{ "to push" }</span></div>
                 { stat("last sync", html! { last_sync }) }
                 { stat("conflicts", html! { sync.conflicts }) }
                 { stat("overruled", html! { sync.overruled }) }

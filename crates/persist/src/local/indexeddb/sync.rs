@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use indexed_db_futures::error::Error as IdbError;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
-use persist_protocol::Revision;
+use persist_protocol::{PushOutcome, Revision};
 use wasm_bindgen::JsValue;
 
 use super::layout::{DEAD_STORE, META_STORE, OUTBOX_ORDER_INDEX, OUTBOX_STORE, SYNC_STORE};
@@ -115,26 +115,75 @@ impl IndexedDbStore {
                 tx.object_store(SYNC_STORE)?,
                 tx.object_store(DEAD_STORE)?,
             );
-            let mut requests = Vec::with_capacity(keys.len());
+            // Read only what the rules will look at: each request is a round trip through the
+            // browser's event loop, and most items need one or two of the three reads. Pushed:
+            // entry and known revision, the local value only for conflicts. Pulled: the known
+            // revision, then entry and local value only for records newer than it.
+            let needs_local: std::collections::BTreeSet<Key> = match batch {
+                SyncBatch::Pushed(answers) => answers
+                    .iter()
+                    .filter(|(_, outcome)| matches!(outcome, PushOutcome::Conflict { .. }))
+                    .map(|(e, _)| (e.collection.clone(), e.id.clone()))
+                    .collect(),
+                SyncBatch::Pulled { .. } => Default::default(),
+            };
+            let pushed = matches!(batch, SyncBatch::Pushed(_));
+            let mut first = Vec::with_capacity(keys.len());
             for (collection, id) in &keys {
                 let key = item_key(collection, id);
-                let entry = outbox.get::<JsValue, JsValue, _>(key.clone()).primitive()?;
-                let known = known_store.get::<JsValue, JsValue, _>(key).primitive()?;
-                let local =
-                    tx.object_store(collection)?.get::<JsValue, _, _>(id.as_str()).primitive()?;
-                requests.push((entry, known, local));
+                let known = known_store.get::<JsValue, JsValue, _>(key.clone()).primitive()?;
+                let entry = if pushed {
+                    Some(outbox.get::<JsValue, JsValue, _>(key).primitive()?)
+                } else {
+                    None
+                };
+                first.push((known, entry));
             }
             let mut states: BTreeMap<Key, ItemState> = BTreeMap::new();
-            for (key, (entry, known, local)) in keys.iter().zip(requests) {
+            for (key, (known, entry)) in keys.iter().zip(first) {
+                let mut state = ItemState { known: decode(known.await?)?, ..ItemState::default() };
+                if let Some(entry) = entry {
+                    state.entry = decode(entry.await?)?;
+                }
+                states.insert(key.clone(), state);
+            }
+            let newest: BTreeMap<Key, Revision> = match batch {
+                SyncBatch::Pulled { records, .. } => records
+                    .iter()
+                    .map(|r| ((r.collection.clone(), r.id.clone()), r.revision))
+                    .collect(),
+                SyncBatch::Pushed(_) => BTreeMap::new(),
+            };
+            let mut second = Vec::new();
+            for key in &keys {
+                let state = &states[key];
+                let newer = newest
+                    .get(key)
+                    .is_some_and(|rev| state.known.as_ref().is_none_or(|k| k.revision < *rev));
+                if !(newer || needs_local.contains(key)) {
+                    continue;
+                }
+                let entry = if pushed {
+                    None
+                } else {
+                    Some(outbox.get::<JsValue, JsValue, _>(item_key(&key.0, &key.1)).primitive()?)
+                };
+                let local =
+                    tx.object_store(&key.0)?.get::<JsValue, _, _>(key.1.as_str()).primitive()?;
+                second.push((key.clone(), entry, local));
+            }
+            for (key, entry, local) in second {
                 let local = match local.await? {
                     Some(value) if !value.is_undefined() => {
                         Some(from_stored(&value).map_err(|e| super::data_error(e.to_string()))?)
                     }
                     _ => None,
                 };
-                let state =
-                    ItemState { entry: decode(entry.await?)?, known: decode(known.await?)?, local };
-                states.insert(key.clone(), state);
+                let state = states.get_mut(&key).expect("read in the first round");
+                state.local = local;
+                if let Some(entry) = entry {
+                    state.entry = decode(entry.await?)?;
+                }
             }
             let (plans, report) = plan_batch(&batch, rules, &mut states);
             for ((collection, id), plan) in plans {
