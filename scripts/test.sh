@@ -38,6 +38,11 @@ RUSTDOCFLAGS="-D warnings --cfg=web_sys_unstable_apis" \
     cargo doc --target wasm32-unknown-unknown -p yewdux-persist --no-deps --locked
 
 step "packaging: the library crates are ready to publish"
+# `cargo package` verifies each crate against the others' packaged sources, which cargo extracts
+# once per name and version under registry/src/-<hash>/ and then reuses: after a change to the
+# engine or the protocol (same version 0.1.0), a stale copy would be checked instead. Drop them.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/persist-protocol-* \
+    "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/persist-engine-*
 cargo package -p persist-protocol -p persist-engine -p yewdux-persist --locked --allow-dirty --quiet
 
 step "native tests"
