@@ -38,11 +38,15 @@ RUSTDOCFLAGS="-D warnings --cfg=web_sys_unstable_apis" \
     cargo doc --target wasm32-unknown-unknown -p yewdux-persist --no-deps --locked
 
 step "packaging: the library crates are ready to publish"
-# `cargo package` verifies each crate against the others' packaged sources, which cargo extracts
-# once per name and version under registry/src/-<hash>/ and then reuses: after a change to the
-# engine or the protocol (same version 0.1.0), a stale copy would be checked instead. Drop them.
-rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/persist-protocol-* \
-    "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/persist-engine-*
+# `cargo package` verifies each crate against the others' packaged sources, built as registry
+# crates in target/debug. Cargo takes a registry crate of a given version as immutable: it reuses
+# the extracted source and the compiled library of persist-engine 0.1.0 / persist-protocol 0.1.0
+# from an earlier run, although they change from commit to commit under the same version. Drop
+# those copies (the two small crates are rebuilt in seconds).
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+rm -rf "$TARGET_DIR"/package "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/persist-protocol-* \
+    "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/persist-engine-* \
+    "$TARGET_DIR"/debug/.fingerprint/persist-protocol-* "$TARGET_DIR"/debug/.fingerprint/persist-engine-*
 cargo package -p persist-protocol -p persist-engine -p yewdux-persist --locked --allow-dirty --quiet
 
 step "native tests"
