@@ -19,7 +19,7 @@ use persist_protocol::{
 };
 
 pub(crate) use events::{EventHub, NamespaceEvent};
-pub(crate) use push::{plan_push, CurrentRow};
+pub(crate) use push::{plan_push, CurrentRow, PushBatch, Remembered};
 
 use crate::config::{DatabaseConfig, ServerConfig};
 
