@@ -219,7 +219,8 @@ pub struct HealthResponse {
     /// The server's version.
     #[serde(default)]
     pub version: String,
-    /// `"ok"` or a short description of the database problem.
+    /// `"ok"`, or `"unavailable"` when the database does not answer (the details go to the
+    /// server's log, not to unauthenticated callers).
     #[serde(default)]
     pub database: String,
 }

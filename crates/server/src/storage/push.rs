@@ -9,6 +9,7 @@ use persist_protocol::{
     decide_push, CurrentItem, ErrorCode, PushDecision, PushOutcome, Record, Revision,
 };
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::{record_from_row, StorageError, WriteOp};
 
@@ -84,6 +85,9 @@ pub(crate) struct PushPlan<'op> {
 /// again when a retry is answered), so remembered answers never hold values.
 ///
 /// Rows written before this format carried the conflict's record (`"current"`); it is ignored.
+/// Each answer also keeps a fingerprint of the op ([`fingerprint`]), so an op id sent again with
+/// different content is told so instead of getting the first op's answer (rows written before
+/// fingerprints were kept have none and are not checked).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub(crate) enum Remembered {
@@ -91,9 +95,31 @@ pub(crate) enum Remembered {
     Applied {
         /// The item's revision after the op.
         revision: Revision,
+        /// The op's [`fingerprint`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        op: Option<String>,
     },
     /// The op conflicted.
-    Conflict {},
+    Conflict {
+        /// The op's [`fingerprint`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        op: Option<String>,
+    },
+}
+
+/// A short hash of everything an op says (key, base revision, delete or value, stamp): equal for
+/// a retry of the op, different for another op sent under the same op id.
+pub(crate) fn fingerprint(op: &WriteOp) -> String {
+    let mut hash = Sha256::new();
+    let hlc = op.hlc.as_ref().and_then(|hlc| serde_json::to_string(hlc).ok()).unwrap_or_default();
+    let value = if op.delete { "" } else { op.value_json.as_str() };
+    for field in [op.collection.as_str(), op.id.as_str(), value, hlc.as_str()] {
+        hash.update((field.len() as u64).to_le_bytes());
+        hash.update(field.as_bytes());
+    }
+    hash.update(op.base.to_le_bytes());
+    hash.update([u8::from(op.delete)]);
+    hash.finalize()[..16].iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 impl Remembered {
@@ -107,7 +133,13 @@ impl Remembered {
 
     /// Whether answering it again needs the item's current row (a conflict shows it).
     pub(crate) fn needs_current(&self) -> bool {
-        matches!(self, Remembered::Conflict {})
+        matches!(self, Remembered::Conflict { .. })
+    }
+
+    /// Whether it answers `op` (`false` when the op id was first used for a different op).
+    fn answers(&self, op: &WriteOp) -> bool {
+        let (Remembered::Applied { op: stored, .. } | Remembered::Conflict { op: stored }) = self;
+        stored.as_ref().is_none_or(|stored| *stored == fingerprint(op))
     }
 
     fn to_json(&self) -> Result<String, StorageError> {
@@ -170,11 +202,20 @@ pub(crate) fn plan_push<'op>(
 ) -> Result<PushPlan<'op>, StorageError> {
     if let Some(remembered) = remembered {
         let outcome = match remembered {
-            Remembered::Applied { revision } => PushOutcome::Applied { revision: *revision },
-            Remembered::Conflict {} => batch.conflict(op, current)?,
+            _ if !remembered.answers(op) => PushOutcome::Rejected {
+                code: ErrorCode::InvalidInput,
+                message: format!(
+                    "op id {:?} was already used for a different change: give every change \
+                     its own op id",
+                    op.op_id
+                ),
+            },
+            Remembered::Applied { revision, .. } => PushOutcome::Applied { revision: *revision },
+            Remembered::Conflict { .. } => batch.conflict(op, current)?,
         };
         return Ok(PushPlan { outcome, write: None, remember: None });
     }
+    let fingerprint = Some(fingerprint(op));
     let (outcome, write, remember) = match decide(op, current.as_ref()) {
         Decision::Write => {
             let revision = head + 1;
@@ -183,12 +224,17 @@ pub(crate) fn plan_push<'op>(
                 value_json: (!op.delete).then_some(op.value_json.as_str()),
                 hlc_json: op.hlc.as_ref().and_then(|hlc| serde_json::to_string(hlc).ok()),
             };
-            (PushOutcome::Applied { revision }, Some(write), Remembered::Applied { revision })
+            let remember = Remembered::Applied { revision, op: fingerprint };
+            (PushOutcome::Applied { revision }, Some(write), remember)
         }
-        Decision::AlreadyThere(revision) => {
-            (PushOutcome::Applied { revision }, None, Remembered::Applied { revision })
+        Decision::AlreadyThere(revision) => (
+            PushOutcome::Applied { revision },
+            None,
+            Remembered::Applied { revision, op: fingerprint },
+        ),
+        Decision::Conflict => {
+            (batch.conflict(op, current)?, None, Remembered::Conflict { op: fingerprint })
         }
-        Decision::Conflict => (batch.conflict(op, current)?, None, Remembered::Conflict {}),
     };
     Ok(PushPlan { outcome, write, remember: Some(remember.to_json()?) })
 }
@@ -298,7 +344,10 @@ mod tests {
                 hlc_json: Some("{\"wall_ms\":5,\"counter\":1,\"node\":\"tab\"}".into()),
             })
         );
-        assert_eq!(plan.remember, Some(remembered(&Remembered::Applied { revision: 11 })));
+        assert_eq!(
+            plan.remember,
+            Some(remembered(&Remembered::Applied { revision: 11, op: Some(fingerprint(&put)) }))
+        );
     }
 
     #[test]
@@ -325,7 +374,10 @@ mod tests {
         let plan = plan_one(&same, None, Some(live(6, json!({"a": 1}))), 8).unwrap();
         assert_eq!(plan.outcome, PushOutcome::Applied { revision: 6 });
         assert_eq!(plan.write, None);
-        assert_eq!(plan.remember, Some(remembered(&Remembered::Applied { revision: 6 })));
+        assert_eq!(
+            plan.remember,
+            Some(remembered(&Remembered::Applied { revision: 6, op: Some(fingerprint(&same)) }))
+        );
     }
 
     #[test]
@@ -346,7 +398,8 @@ mod tests {
         assert_eq!(plan.outcome, PushOutcome::Conflict { current: Some(expected) });
         assert_eq!(plan.write, None);
         // The record is answered, never remembered.
-        assert_eq!(plan.remember.as_deref(), Some("{\"status\":\"conflict\"}"));
+        let conflict = Remembered::Conflict { op: Some(fingerprint(&op)) };
+        assert_eq!(plan.remember, Some(remembered(&conflict)));
     }
 
     #[test]
@@ -361,9 +414,10 @@ mod tests {
         };
         assert_eq!(code, ErrorCode::InvalidInput);
         assert!(message.contains("revision 7"), "{message}");
-        assert_eq!(again.remember.as_deref(), Some("{\"status\":\"conflict\"}"));
+        let conflict = Remembered::Conflict { op: Some(fingerprint(&op)) };
+        assert_eq!(again.remember, Some(remembered(&conflict)));
         // A replayed conflict counts too.
-        let replay = Remembered::Conflict {};
+        let replay = Remembered::Conflict { op: None };
         let third = plan_push(&op, Some(&replay), Some(live(7, json!(1))), 9, &mut batch).unwrap();
         assert!(matches!(third.outcome, PushOutcome::Rejected { .. }), "{:?}", third.outcome);
         // Another item still gets its record.
@@ -390,7 +444,10 @@ mod tests {
 
     #[test]
     fn a_replayed_op_id_gets_its_remembered_answer_and_writes_nothing() {
-        let first = Remembered::Applied { revision: 2 };
+        let first = Remembered::Applied {
+            revision: 2,
+            op: Some(fingerprint(&write_op(5, false, json!(1)))),
+        };
         // The current row would make the op apply again: the remembered answer wins.
         let op = write_op(5, false, json!(1));
         let plan = plan_one(&op, Some(&first), Some(live(5, json!(0))), 5).unwrap();
@@ -398,7 +455,7 @@ mod tests {
         assert_eq!(plan, PushPlan { outcome: applied, write: None, remember: None });
         assert!(!first.needs_current());
         // A remembered conflict answers the item as it is now.
-        let conflict = Remembered::Conflict {};
+        let conflict = Remembered::Conflict { op: None };
         assert!(conflict.needs_current());
         let op = write_op(0, false, json!(1));
         let plan = plan_one(&op, Some(&conflict), None, 0).unwrap();
@@ -412,11 +469,43 @@ mod tests {
     }
 
     #[test]
+    fn an_op_id_reused_for_another_change_is_rejected() {
+        let op = write_op(1, false, json!({"a": 1}));
+        let first = Remembered::Applied { revision: 2, op: Some(fingerprint(&op)) };
+        let plan = plan_one(&op, Some(&first), None, 2).unwrap();
+        assert_eq!(plan.outcome, PushOutcome::Applied { revision: 2 });
+        let mut others =
+            vec![write_op(1, false, json!({"a": 2})), write_op(2, false, json!({"a": 1}))];
+        others.push(write_op(1, true, json!(null)));
+        others.push(WriteOp { id: "j".into(), ..op.clone() });
+        others.push(WriteOp {
+            hlc: Some(Hlc { wall_ms: 1, counter: 0, node: "n".into() }),
+            ..op.clone()
+        });
+        for other in &others {
+            let plan = plan_one(other, Some(&first), None, 2).unwrap();
+            let PushOutcome::Rejected { code, message } = plan.outcome else {
+                panic!("rejected expected for {other:?}: {:?}", plan.outcome)
+            };
+            assert_eq!(code, ErrorCode::InvalidInput);
+            assert!(message.contains("already used"), "{message}");
+            assert_eq!((plan.write, plan.remember), (None, None));
+        }
+        // Answers remembered before fingerprints were kept are not checked.
+        let old = Remembered::Applied { revision: 2, op: None };
+        let plan = plan_one(&others[0], Some(&old), None, 2).unwrap();
+        assert_eq!(plan.outcome, PushOutcome::Applied { revision: 2 });
+    }
+
+    #[test]
     fn remembered_answers_written_with_a_record_still_read() {
         let old = r#"{"status":"conflict","current":{"collection":"c","id":"i","value":1}}"#;
-        assert_eq!(Remembered::parse("o", old).unwrap(), Remembered::Conflict {});
+        assert_eq!(Remembered::parse("o", old).unwrap(), Remembered::Conflict { op: None });
         let old = r#"{"status":"applied","revision":3}"#;
-        assert_eq!(Remembered::parse("o", old).unwrap(), Remembered::Applied { revision: 3 });
+        assert_eq!(
+            Remembered::parse("o", old).unwrap(),
+            Remembered::Applied { revision: 3, op: None }
+        );
     }
 
     #[test]

@@ -3,9 +3,13 @@
 
 use serde_json::json;
 
-use crate::harness::{put_op, Backend, TestServer};
+use crate::harness::{delete_op, put_op, Backend, TestServer};
 
-backend_tests!(conflicts_with_one_large_record_answer_it_once_and_remember_no_values,);
+backend_tests!(
+    conflicts_with_one_large_record_answer_it_once_and_remember_no_values,
+    an_op_id_reused_for_another_change_is_rejected_not_applied,
+    control_characters_in_op_ids_and_long_hlc_nodes_are_rejected_per_op,
+);
 
 /// 1,000 ops conflicting with one large record used to answer (and remember for 7 days) one copy
 /// of the record per op.
@@ -66,4 +70,135 @@ async fn conflicts_with_one_large_record_answer_it_once_and_remember_no_values(b
     assert!(results[1..].iter().all(|r| r["status"] == "rejected"));
     // Nothing was written by either push.
     assert_eq!(again["revision"], 2);
+}
+
+/// An op id sent again with other content used to be answered "applied" while nothing was
+/// written, and a second op with the same op id in one push was silently not applied.
+async fn an_op_id_reused_for_another_change_is_rejected_not_applied(backend: Backend) {
+    let server = TestServer::start(&backend).await;
+    let alice = server.user("reuse").await;
+    let first = server.push(&alice, json!([put_op("o1", "c", "y", json!(1), None)])).await;
+    assert_eq!(first["results"][0]["status"], "applied");
+    // The same op again: the same answer (a retry).
+    let retry = server.push(&alice, json!([put_op("o1", "c", "y", json!(1), None)])).await;
+    assert_eq!(retry["results"], first["results"]);
+    // The same op id for other changes: rejected, nothing written.
+    for other in [
+        put_op("o1", "c", "y", json!(2), None),
+        put_op("o1", "c", "y", json!(1), Some(1)),
+        put_op("o1", "c", "z", json!(1), None),
+        delete_op("o1", "c", "y", None),
+    ] {
+        let answer = server.push(&alice, json!([other])).await;
+        let result = &answer["results"][0];
+        assert_eq!(result["status"], "rejected", "{other}: {result}");
+        assert_eq!(result["code"], "invalid_input", "{result}");
+        assert_eq!(answer["revision"], 1);
+    }
+    // Twice in one push: the first applies, the second is answered, not dropped.
+    let twice = server
+        .push(
+            &alice,
+            json!([
+                put_op("o2", "c", "w", json!("a"), None),
+                put_op("o2", "c", "w", json!("b"), None),
+                put_op("o3", "c", "v", json!("a"), None),
+                put_op("o3", "c", "v", json!("a"), None),
+            ]),
+        )
+        .await;
+    let results = twice["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0]["status"], "applied");
+    assert_eq!(results[1]["status"], "rejected", "{}", results[1]);
+    assert_eq!(results[2]["status"], "applied");
+    assert_eq!(results[3], results[2]);
+    let records = server.pull_all(&alice, 0, 500).await;
+    let value = |id: &str| records.iter().find(|r| r["id"] == id).map(|r| r["value"].clone());
+    assert_eq!(value("y"), Some(json!(1)));
+    assert_eq!(value("z"), None);
+    assert_eq!(value("w"), Some(json!("a")));
+    assert_eq!(records.len(), 3);
+}
+
+/// A NUL in an op id made a PostgreSQL push a 500; `hlc.node` had no size limit.
+async fn control_characters_in_op_ids_and_long_hlc_nodes_are_rejected_per_op(backend: Backend) {
+    let server = TestServer::start_with(&backend, |c| c.limits.max_value_bytes = 100).await;
+    let alice = server.user("odd").await;
+    let stamped = |op_id: &str, id: &str, node: String| {
+        json!({
+            "op_id": op_id, "collection": "c", "id": id, "value": 1,
+            "hlc": {"wall_ms": 1, "counter": 0, "node": node}
+        })
+    };
+    let answer = server
+        .push(
+            &alice,
+            json!([
+                put_op("nul\u{0}op", "c", "a", json!(1), None),
+                put_op("line\nop", "c", "b", json!(1), None),
+                stamped("long-node", "c", "x".repeat(129)),
+                stamped("nul-node", "d", "n\u{0}".into()),
+                stamped("fine-node", "e", "x".repeat(128)),
+                put_op("fine", "c", "f", json!(1), None),
+            ]),
+        )
+        .await;
+    let statuses: Vec<_> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["status"].as_str().unwrap().to_owned(), r["code"].clone()))
+        .collect();
+    let rejected = ("rejected".to_owned(), json!("invalid_input"));
+    let applied = ("applied".to_owned(), serde_json::Value::Null);
+    assert_eq!(
+        statuses,
+        vec![
+            rejected.clone(),
+            rejected.clone(),
+            rejected.clone(),
+            rejected,
+            applied.clone(),
+            applied
+        ],
+        "{answer}"
+    );
+    assert_eq!(answer["revision"], 2);
+}
+
+/// `/health` (no token needed) used to answer the storage error's text, which names the
+/// database, its user and host. Runs on PostgreSQL, where the database can be taken away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_does_not_show_storage_errors() {
+    let Some(Backend::Postgres(url)) = Backend::postgres() else { return };
+    let name = crate::harness::unique("health").replace('-', "_");
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+    let own_url = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    let config = crate::harness::test_config(persist_server::DatabaseConfig::Postgres(own_url));
+    let mut server = TestServer::start_config(config, tempfile::tempdir().unwrap()).await;
+    let (status, body) = server.call(reqwest::Method::GET, "/health", None, None).await;
+    assert_eq!((status.as_u16(), &body["database"]), (200, &json!("ok")));
+
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+    let response = server.http.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let text = response.text().await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["database"], "unavailable", "{text}");
+    assert!(!text.contains(&name), "{text}");
+
+    if let Some(running) = server.server.take() {
+        let _ = running.shutdown().await;
+    }
+    admin.batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).await.unwrap();
 }
