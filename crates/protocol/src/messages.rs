@@ -240,8 +240,9 @@ pub struct StatsResponse {
     pub collections: BTreeMap<String, u64>,
 }
 
-/// `GET /dev-config.json`, served only by `persist-server serve --dev` (loopback only): the
-/// development token the app uses when it was given none.
+/// `GET /dev-config.json`, served only by `persist-server serve --dev` (loopback only, and only
+/// to requests whose `Host` is a loopback name): the development token the app uses when it was
+/// given none. Servers started without `--dev` refuse that token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DevConfig {
     /// A bearer token of `user`.

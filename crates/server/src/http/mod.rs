@@ -69,7 +69,7 @@ impl Deref for AppState {
 impl AppState {
     /// The user of a bearer token (cached), or 401.
     pub(crate) async fn user_for_token(&self, token: &str) -> Result<String, ApiError> {
-        auth::user_for_token(&self.tokens, &*self.storage, token).await
+        auth::user_for_token(&self.tokens, &*self.storage, token, self.config.dev).await
     }
 
     #[allow(clippy::too_many_arguments)]

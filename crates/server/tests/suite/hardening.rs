@@ -3,12 +3,14 @@
 
 use serde_json::json;
 
-use crate::harness::{delete_op, put_op, Backend, TestServer};
+use crate::harness::{delete_op, put_op, test_config, Backend, TestServer};
 
 backend_tests!(
     conflicts_with_one_large_record_answer_it_once_and_remember_no_values,
     an_op_id_reused_for_another_change_is_rejected_not_applied,
     control_characters_in_op_ids_and_long_hlc_nodes_are_rejected_per_op,
+    the_dev_config_is_served_only_to_a_loopback_host,
+    the_dev_token_stops_working_when_the_server_runs_without_dev,
 );
 
 /// 1,000 ops conflicting with one large record used to answer (and remember for 7 days) one copy
@@ -201,4 +203,79 @@ async fn health_does_not_show_storage_errors() {
         let _ = running.shutdown().await;
     }
     admin.batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).await.unwrap();
+}
+
+/// A dev-mode server on `database`, keeping its token in `token_file`.
+async fn dev_server(
+    backend: &Backend,
+    database: &std::path::Path,
+    token_file: &std::path::Path,
+    dev: bool,
+) -> TestServer {
+    let mut config = test_config(backend.database(database));
+    config.dev = dev;
+    config.dev_token_file = Some(token_file.to_path_buf());
+    TestServer::start_config(config, tempfile::tempdir().unwrap()).await
+}
+
+/// A page of another site whose name a DNS rebinding points at 127.0.0.1 could read the dev
+/// token: its requests carry its own host name.
+async fn the_dev_config_is_served_only_to_a_loopback_host(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = dev_server(&backend, dir.path(), &dir.path().join("dev-token"), true).await;
+    let port = server.running().local_addr().port();
+    let with_host = |host: String| {
+        let request = server.http.get(server.url("/dev-config.json")).header("host", host);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let token = server.running().dev_token().unwrap().to_owned();
+    for host in [
+        format!("attacker.example:{port}"),
+        "attacker.example".to_owned(),
+        format!("localhost.attacker.example:{port}"),
+        format!("127.0.0.1.nip.io:{port}"),
+    ] {
+        let (status, text) = with_host(host.clone()).await;
+        assert_eq!(status, 403, "{host}: {text}");
+        assert!(!text.contains(&token), "{host}: {text}");
+        assert!(text.contains("forbidden"), "{host}: {text}");
+    }
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")]
+    {
+        let (status, text) = with_host(host.clone()).await;
+        assert_eq!(status, 200, "{host}: {text}");
+        assert!(text.contains(&token), "{host}: {text}");
+    }
+}
+
+/// The dev token used to stay valid after a restart without `--dev`.
+async fn the_dev_token_stops_working_when_the_server_runs_without_dev(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("dev-token");
+    let mut dev = dev_server(&backend, dir.path(), &token_file, true).await;
+    let token = dev.running().dev_token().unwrap().to_owned();
+    let stats = |server: &TestServer| {
+        let request = server.http.get(server.url("/v1/stats")).bearer_auth(&token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(stats(&dev).await, 200);
+    dev.stop().await;
+
+    let mut plain = dev_server(&backend, dir.path(), &token_file, false).await;
+    assert_eq!(stats(&plain).await, 401);
+    let codeforge = plain.http.get(plain.url("/api/storage/keys")).bearer_auth(&token);
+    assert_eq!(codeforge.send().await.unwrap().status(), 401);
+    // Other tokens still work.
+    let alice = plain.user("alice").await;
+    assert_eq!(plain.get("/v1/stats", &alice).await.0, 200);
+    plain.stop().await;
+
+    // Back in dev mode, the kept token is the dev token again.
+    let again = dev_server(&backend, dir.path(), &token_file, true).await;
+    assert_eq!(again.running().dev_token(), Some(token.as_str()));
+    assert_eq!(stats(&again).await, 200);
 }

@@ -24,6 +24,10 @@ pub(super) enum TokenChange {
         user: String,
         id: Option<String>,
     },
+    /// Marks one token as the development token.
+    MarkDev {
+        hash: String,
+    },
 }
 
 /// Applies one mutation to namespace `ns` (the caller holds the transaction and a savepoint).
@@ -137,6 +141,9 @@ pub(super) fn change_tokens(
                 "DELETE FROM tokens WHERE user = ?1 AND (?2 IS NULL OR substr(hash, 1, ?3) = ?2)",
             )?
             .execute(params![user, id, TOKEN_ID_LEN as i64])?,
+        TokenChange::MarkDev { hash } => {
+            conn.prepare_cached("UPDATE tokens SET dev = 1 WHERE hash = ?1")?.execute([hash])?
+        }
     };
     Ok(changed as u64)
 }
