@@ -174,6 +174,17 @@ fn cors(config: &ServerConfig) -> Option<CorsLayer> {
     )
 }
 
+/// Whether the CORS configuration allows `origin`: listed (or `*`), or a loopback origin in dev
+/// mode.
+pub(super) fn origin_allowed(config: &ServerConfig, origin: &HeaderValue) -> bool {
+    let origin = origin.as_bytes();
+    config
+        .cors_origins
+        .iter()
+        .any(|allowed| allowed == "*" || allowed.trim_end_matches('/').as_bytes() == origin)
+        || (config.dev && is_loopback_origin(origin))
+}
+
 fn is_loopback_origin(origin: &[u8]) -> bool {
     let Ok(origin) = std::str::from_utf8(origin) else {
         return false;

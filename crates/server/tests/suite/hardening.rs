@@ -11,6 +11,7 @@ backend_tests!(
     control_characters_in_op_ids_and_long_hlc_nodes_are_rejected_per_op,
     the_dev_config_is_served_only_to_a_loopback_host,
     the_dev_token_stops_working_when_the_server_runs_without_dev,
+    anonymous_codeforge_writes_refuse_cross_site_requests,
 );
 
 /// 1,000 ops conflicting with one large record used to answer (and remember for 7 days) one copy
@@ -278,4 +279,65 @@ async fn the_dev_token_stops_working_when_the_server_runs_without_dev(backend: B
     let again = dev_server(&backend, dir.path(), &token_file, true).await;
     assert_eq!(again.running().dev_token(), Some(token.as_str()));
     assert_eq!(stats(&again).await, 200);
+}
+
+/// With `--codeforge-anonymous-user`, a page of any site could overwrite values and clear the
+/// namespace with a cross-site `text/plain` POST (no preflight, no token needed).
+async fn anonymous_codeforge_writes_refuse_cross_site_requests(backend: Backend) {
+    let name = crate::harness::unique("anonymous");
+    let server = TestServer::start_with(&backend, move |c| {
+        c.codeforge_anonymous_user = Some(name);
+        c.cors_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let own_origin = server.base.clone();
+    let send = |method: reqwest::Method,
+                path: &str,
+                content_type: Option<&str>,
+                origin: Option<&str>,
+                body: &str| {
+        let mut request = server.http.request(method, server.url(path)).body(body.to_owned());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    use reqwest::Method;
+    let value = r#"{"value": "mine"}"#;
+    let json = Some("application/json");
+    assert_eq!(send(Method::PUT, "/api/storage/files:x", json, None, value).await.0, 200);
+
+    // The forged requests: refused, nothing written or cleared.
+    let attacker = Some("https://attacker.example");
+    let forged = r#"{"value": "forged"}"#;
+    for (method, path, content_type, origin) in [
+        (Method::POST, "/api/storage/files:x", Some("text/plain"), attacker),
+        (Method::POST, "/api/storage/files:x", Some("text/plain;charset=UTF-8"), None),
+        (Method::POST, "/api/storage/files:x", None, None),
+        (Method::POST, "/api/storage/clear", Some("text/plain"), attacker),
+        (Method::POST, "/api/storage/import", Some("application/x-www-form-urlencoded"), attacker),
+        (Method::PUT, "/api/storage/files:x", json, attacker),
+        (Method::DELETE, "/api/storage/files:x", None, attacker),
+        (Method::POST, "/api/storage/clear", json, Some("null")),
+    ] {
+        let (status, text) = send(method.clone(), path, content_type, origin, forged).await;
+        assert_eq!(status, 403, "{method} {path} {content_type:?} {origin:?}: {text}");
+        assert!(text.contains("forbidden"), "{text}");
+    }
+    let (status, text) = send(Method::GET, "/api/storage/files:x", None, None, "").await;
+    assert_eq!((status, text.as_str()), (200, r#"{"value":"mine"}"#));
+
+    // The app's own origin, a CORS origin and non-browser clients still work.
+    for origin in [Some(own_origin.as_str()), Some("https://app.example"), None] {
+        let (status, text) = send(Method::POST, "/api/storage/files:y", json, origin, value).await;
+        assert_eq!(status, 200, "{origin:?}: {text}");
+    }
+    let (status, _) = send(Method::GET, "/api/storage/keys", None, attacker, "").await;
+    assert_eq!(status, 403);
 }
