@@ -219,7 +219,8 @@ pub struct HealthResponse {
     /// The server's version.
     #[serde(default)]
     pub version: String,
-    /// `"ok"` or a short description of the database problem.
+    /// `"ok"`, or `"unavailable"` when the database does not answer (the details go to the
+    /// server's log, not to unauthenticated callers).
     #[serde(default)]
     pub database: String,
 }
@@ -239,8 +240,9 @@ pub struct StatsResponse {
     pub collections: BTreeMap<String, u64>,
 }
 
-/// `GET /dev-config.json`, served only by `persist-server serve --dev` (loopback only): the
-/// development token the app uses when it was given none.
+/// `GET /dev-config.json`, served only by `persist-server serve --dev` (loopback only, and only
+/// to requests whose `Host` is a loopback name): the development token the app uses when it was
+/// given none. Servers started without `--dev` refuse that token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DevConfig {
     /// A bearer token of `user`.

@@ -69,18 +69,20 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-/// The user of a token, or 401. Asks `storage` only when `cache` has no fresh answer.
+/// The user of a token, or 401. Asks `storage` only when `cache` has no fresh answer. The
+/// development token counts only `with_dev` (a server started with `--dev`).
 pub(crate) async fn user_for_token(
     cache: &TokenCache,
     storage: &dyn Storage,
     token: &str,
+    with_dev: bool,
 ) -> Result<String, ApiError> {
     let hash = token::hash(token);
     let user = match cache.get(&hash) {
         Some(user) => user,
         None => {
             let generation = cache.generation();
-            let user = storage.user_for_token(&hash).await?;
+            let user = storage.user_for_token(&hash, with_dev).await?;
             cache.put(hash, user.clone(), generation);
             user
         }

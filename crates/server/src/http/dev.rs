@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use axum::extract::State;
+use axum::http::{header, HeaderMap};
 use axum::Json;
-use persist_protocol::DevConfig;
+use persist_protocol::{DevConfig, ErrorCode};
 
 use super::AppState;
 use crate::auth::token;
@@ -14,27 +15,69 @@ use crate::storage::{Storage, StorageError};
 /// The user of development mode.
 pub(crate) const DEV_USER: &str = "dev";
 
-/// `GET /dev-config.json` → `{"token": "...", "user": "dev"}`.
-pub(super) async fn config(State(state): State<AppState>) -> Result<Json<DevConfig>, ApiError> {
+/// `GET /dev-config.json` → `{"token": "...", "user": "dev"}`, only to requests whose `Host` is
+/// a loopback name: a page of another site that a DNS rebinding points at 127.0.0.1 sends its
+/// own host name, and gets 403.
+pub(super) async fn config(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<DevConfig>, ApiError> {
     let token = state.dev_token.clone().ok_or_else(|| ApiError::not_found("not in dev mode"))?;
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
+    if !host.is_some_and(is_loopback_host) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the dev token is served only to a loopback Host (127.0.0.1, localhost, [::1])",
+        ));
+    }
     Ok(Json(DevConfig { token, user: DEV_USER.to_owned() }))
 }
 
+/// Whether a `Host` header names this machine's loopback: `127.0.0.1`, `localhost` or `[::1]`,
+/// with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((inside, "")) => return inside == "::1",
+            Some((inside, port)) => {
+                return inside == "::1" && port.strip_prefix(':').is_some_and(valid_port)
+            }
+            _ => return false,
+        },
+        None => match host.split_once(':') {
+            Some((name, port)) if valid_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        },
+    };
+    name == "127.0.0.1" || name.eq_ignore_ascii_case("localhost")
+}
+
+/// `:<digits>` after a host name.
+fn valid_port(port: &str) -> bool {
+    !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()
+}
+
 /// Reuses the token kept in `path` when the database still knows it, else creates one and keeps
-/// it there (mode 0600).
+/// it there (mode 0600). Either way the token is marked as the development token, which a server
+/// started without `--dev` refuses.
 pub(crate) async fn ensure_dev_token(
     storage: &dyn Storage,
     path: &Path,
 ) -> Result<String, StorageError> {
     if let Ok(existing) = std::fs::read_to_string(path) {
         let existing = existing.trim().to_owned();
-        if storage.user_for_token(&token::hash(&existing)).await?.as_deref() == Some(DEV_USER) {
+        let hash = token::hash(&existing);
+        if storage.user_for_token(&hash, true).await?.as_deref() == Some(DEV_USER) {
+            storage.mark_dev_token(&hash).await?;
             return Ok(existing);
         }
     }
     let fresh =
         token::generate().map_err(|e| StorageError::Database(format!("no randomness: {e}")))?;
-    storage.insert_token(&token::hash(&fresh), DEV_USER).await?;
+    let hash = token::hash(&fresh);
+    storage.insert_token(&hash, DEV_USER).await?;
+    storage.mark_dev_token(&hash).await?;
     let write = || -> std::io::Result<()> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
@@ -51,4 +94,32 @@ pub(crate) async fn ensure_dev_token(
         tracing::warn!(%error, path = %path.display(), "cannot keep the dev token; a new one is made next start");
     }
     Ok(fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_names_are_loopback_hosts() {
+        for host in
+            ["127.0.0.1", "127.0.0.1:5001", "localhost", "LocalHost:8080", "[::1]", "[::1]:5001"]
+        {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "attacker.example",
+            "attacker.example:5001",
+            "localhost.attacker.example",
+            "127.0.0.1.nip.io",
+            "127.0.0.1:5001@evil",
+            "[::1]x",
+            "[::2]:5001",
+            "127.0.0.1:port",
+            "",
+            "0.0.0.0:5001",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 }

@@ -2,8 +2,9 @@
 //! lookups, caching) never needs to know about [`AppState`].
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, Method};
+use persist_protocol::ErrorCode;
 
 use super::AppState;
 use crate::auth::bearer;
@@ -37,11 +38,85 @@ impl FromRequestParts<AppState> for CodeForgeUser {
         let user = match (bearer(&parts.headers), &state.config.codeforge_anonymous_user) {
             (Some(token), _) => state.user_for_token(token).await?,
             (None, Some(anonymous)) if !parts.headers.contains_key(header::AUTHORIZATION) => {
+                check_anonymous(parts, state)?;
                 anonymous.clone()
             }
             _ => return Err(ApiError::unauthorized()),
         };
         state.limiter.check(&user)?;
         Ok(CodeForgeUser(user))
+    }
+}
+
+/// What an anonymous CodeForge request must show, since no token proves it comes from the user's
+/// own client (cross-site request forgery): a write (`POST`, `PUT`) has
+/// `Content-Type: application/json`, which no page of another site can send without a CORS
+/// preflight, and a request with an `Origin` comes from this server's own origin or one of the
+/// CORS origins (any loopback origin in dev mode).
+fn check_anonymous(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+    let forbidden = |message: &str| Err(ApiError::new(ErrorCode::Forbidden, message));
+    if matches!(parts.method, Method::POST | Method::PUT) && !is_json(&parts.headers) {
+        return forbidden(
+            "anonymous CodeForge writes need Content-Type: application/json (or a bearer token)",
+        );
+    }
+    if let Some(origin) = parts.headers.get(header::ORIGIN) {
+        let host = parts.headers.get(header::HOST).and_then(|host| host.to_str().ok());
+        let own = origin
+            .to_str()
+            .ok()
+            .and_then(origin_host)
+            .zip(host)
+            .is_some_and(|(origin, host)| origin.eq_ignore_ascii_case(host));
+        if !own && !super::origin_allowed(&state.config, origin) {
+            return forbidden(
+                "anonymous CodeForge requests are accepted only from this server's origin and \
+                 its CORS origins (or with a bearer token)",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether the body is declared JSON (`application/json`, parameters such as `charset` allowed).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The `host[:port]` of an origin such as `https://app.example:8443`.
+fn origin_host(origin: &str) -> Option<&str> {
+    origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::{is_json, origin_host};
+
+    #[test]
+    fn json_content_types() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("content-type", HeaderValue::from_static(value));
+            is_json(&headers)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(!with("text/plain"));
+        assert!(!with("text/plain; application/json"));
+        assert!(!with("application/x-www-form-urlencoded"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn origin_hosts() {
+        assert_eq!(origin_host("https://app.example:8443"), Some("app.example:8443"));
+        assert_eq!(origin_host("http://127.0.0.1:5001"), Some("127.0.0.1:5001"));
+        assert_eq!(origin_host("null"), None);
     }
 }

@@ -14,8 +14,15 @@ use super::AppState;
 pub(super) async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
     let database = match tokio::time::timeout(Duration::from_secs(1), state.storage.check()).await {
         Ok(Ok(())) => "ok".to_owned(),
-        Ok(Err(error)) => error.to_string(),
-        Err(_) => "timed out".to_owned(),
+        Ok(Err(error)) => {
+            // The details are for the operator's logs, not for anonymous callers.
+            tracing::warn!(%error, "health check: the database does not answer");
+            "unavailable".to_owned()
+        }
+        Err(_) => {
+            tracing::warn!("health check: the database did not answer within a second");
+            "unavailable".to_owned()
+        }
     };
     let ok = database == "ok";
     let body = HealthResponse {

@@ -7,6 +7,8 @@ use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use subtle::ConstantTimeEq;
+
 use super::AppState;
 use crate::auth::bearer;
 use crate::error::ApiError;
@@ -18,7 +20,7 @@ pub(super) async fn render(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     match &state.config.metrics_token {
-        Some(expected) if bearer(&headers) != Some(expected.as_str()) => {
+        Some(expected) if !token_matches(bearer(&headers), expected) => {
             return Err(ApiError::unauthorized());
         }
         None if !state.metrics_open => {
@@ -31,6 +33,12 @@ pub(super) async fn render(
         state.metrics.render(),
     )
         .into_response())
+}
+
+/// Whether the bearer token sent is the metrics token, compared in constant time (the time taken
+/// does not tell how many leading bytes were right).
+fn token_matches(sent: Option<&str>, expected: &str) -> bool {
+    sent.is_some_and(|sent| bool::from(sent.as_bytes().ct_eq(expected.as_bytes())))
 }
 
 /// Counts requests by method, route and status, and records latencies by route.
@@ -70,5 +78,19 @@ fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/api/storage") => "/api/storage",
         p if p.starts_with("/v1/") || p.starts_with("/api/") => "unknown_api",
         _ => "static",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_matches;
+
+    #[test]
+    fn only_the_exact_token_matches() {
+        assert!(token_matches(Some("m-secret"), "m-secret"));
+        for wrong in ["", "m", "m-secre", "m-secret2", "M-secret", "x-secret"] {
+            assert!(!token_matches(Some(wrong), "m-secret"), "{wrong}");
+        }
+        assert!(!token_matches(None, "m-secret"));
     }
 }

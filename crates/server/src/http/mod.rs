@@ -69,7 +69,7 @@ impl Deref for AppState {
 impl AppState {
     /// The user of a bearer token (cached), or 401.
     pub(crate) async fn user_for_token(&self, token: &str) -> Result<String, ApiError> {
-        auth::user_for_token(&self.tokens, &*self.storage, token).await
+        auth::user_for_token(&self.tokens, &*self.storage, token, self.config.dev).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -172,6 +172,17 @@ fn cors(config: &ServerConfig) -> Option<CorsLayer> {
             .expose_headers([header::RETRY_AFTER])
             .max_age(Duration::from_secs(600)),
     )
+}
+
+/// Whether the CORS configuration allows `origin`: listed (or `*`), or a loopback origin in dev
+/// mode.
+pub(super) fn origin_allowed(config: &ServerConfig, origin: &HeaderValue) -> bool {
+    let origin = origin.as_bytes();
+    config
+        .cors_origins
+        .iter()
+        .any(|allowed| allowed == "*" || allowed.trim_end_matches('/').as_bytes() == origin)
+        || (config.dev && is_loopback_origin(origin))
 }
 
 fn is_loopback_origin(origin: &[u8]) -> bool {

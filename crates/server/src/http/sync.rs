@@ -84,14 +84,42 @@ pub(super) async fn push(
     Ok(Json(PushResponse { results, revision: head }))
 }
 
+/// Longest op id a push op may carry.
+const MAX_OP_ID_BYTES: usize = 256;
+/// Longest `hlc.node` a push op may carry (it is stored with the record and answered in pulls).
+const MAX_HLC_NODE_BYTES: usize = 128;
+
 /// Checks one op; returns its value's compact JSON (empty for a delete) or why it is rejected.
 fn check_op(
     op: &persist_protocol::PushOp,
     max_value: usize,
 ) -> Result<String, (ErrorCode, String)> {
     let reject = |code, message: String| (code, message);
-    if op.op_id.as_str().is_empty() || op.op_id.as_str().len() > 256 {
-        return Err(reject(ErrorCode::InvalidInput, "op_id must have 1 to 256 bytes".into()));
+    if op.op_id.as_str().is_empty() || op.op_id.as_str().len() > MAX_OP_ID_BYTES {
+        return Err(reject(
+            ErrorCode::InvalidInput,
+            format!("op_id must have 1 to {MAX_OP_ID_BYTES} bytes"),
+        ));
+    }
+    if op.op_id.as_str().chars().any(char::is_control) {
+        return Err(reject(
+            ErrorCode::InvalidInput,
+            "op_id must not contain control characters".into(),
+        ));
+    }
+    if let Some(hlc) = &op.hlc {
+        if hlc.node.len() > MAX_HLC_NODE_BYTES {
+            return Err(reject(
+                ErrorCode::InvalidInput,
+                format!("hlc.node must have at most {MAX_HLC_NODE_BYTES} bytes"),
+            ));
+        }
+        if hlc.node.chars().any(char::is_control) {
+            return Err(reject(
+                ErrorCode::InvalidInput,
+                "hlc.node must not contain control characters".into(),
+            ));
+        }
     }
     validate_item_key(&op.collection, &op.id)
         .map_err(|e| reject(ErrorCode::InvalidInput, e.to_string()))?;

@@ -19,7 +19,7 @@ use persist_protocol::{
 };
 
 pub(crate) use events::{EventHub, NamespaceEvent};
-pub(crate) use push::{plan_push, CurrentRow};
+pub(crate) use push::{plan_push, CurrentRow, PushBatch, Remembered};
 
 use crate::config::{DatabaseConfig, ServerConfig};
 
@@ -171,10 +171,22 @@ pub(crate) trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn check(&self) -> Result<(), StorageError>;
     /// Stores a token hash for a user.
     async fn insert_token(&self, token_hash: &str, user: &str) -> Result<(), StorageError>;
-    /// The user a token hash belongs to.
-    async fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StorageError>;
+    /// The user a token hash belongs to. A development token ([`mark_dev_token`]) counts only
+    /// `with_dev` (a server in development mode): `None` otherwise.
+    ///
+    /// [`mark_dev_token`]: Storage::mark_dev_token
+    async fn user_for_token(
+        &self,
+        token_hash: &str,
+        with_dev: bool,
+    ) -> Result<Option<String>, StorageError>;
     /// Deletes the tokens of `user` (only the one named `id`, when given); returns how many.
     async fn revoke_tokens(&self, user: &str, id: Option<&str>) -> Result<u64, StorageError>;
+    /// Marks the token with this hash as the development token, which only a server in
+    /// development mode accepts (see [`user_for_token`]).
+    ///
+    /// [`user_for_token`]: Storage::user_for_token
+    async fn mark_dev_token(&self, token_hash: &str) -> Result<(), StorageError>;
     /// The stored tokens (of `user` only, when given), by user, then creation time.
     async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, StorageError>;
     /// Finishes queued writes and closes the database.

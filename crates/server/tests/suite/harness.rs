@@ -265,3 +265,35 @@ pub(crate) fn spawn_binary(
         .to_owned();
     (child, base)
 }
+
+impl TestServer {
+    /// A user with a unique name: its name (the namespace) and its token.
+    pub(crate) async fn named_user(&self, prefix: &str) -> (String, User) {
+        let name = unique(prefix);
+        let token = self.running().create_token(&name).await.unwrap();
+        (name, User { token })
+    }
+
+    /// The answers remembered under op ids of namespace `ns`, read from the database itself.
+    pub(crate) async fn remembered_answers(&self, ns: &str) -> Vec<String> {
+        let query = "SELECT result FROM ops WHERE ns = $1 ORDER BY op_id";
+        match &self.database {
+            DatabaseConfig::Sqlite(path) => {
+                let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+                let conn = rusqlite::Connection::open_with_flags(path, flags).unwrap();
+                let mut statement = conn.prepare(&query.replace("$1", "?1")).unwrap();
+                let rows = statement.query_map([ns], |row| row.get(0)).unwrap();
+                rows.collect::<Result<_, _>>().unwrap()
+            }
+            DatabaseConfig::Postgres(url) => {
+                let (client, connection) =
+                    tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                let task = tokio::spawn(connection);
+                let rows = client.query(query, &[&ns]).await.unwrap();
+                drop(client);
+                let _ = task.await;
+                rows.iter().map(|row| row.get(0)).collect()
+            }
+        }
+    }
+}

@@ -31,6 +31,7 @@ mod harness;
 mod codeforge_api;
 mod durability;
 mod events;
+mod hardening;
 mod operations;
 mod security;
 mod sync_protocol;

@@ -147,12 +147,22 @@ impl Storage for PostgresStorage {
         writes::insert_token(&self.client().await?, token_hash, user).await
     }
 
-    async fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StorageError> {
-        reads::user_for_token(&self.client().await?, token_hash).await
+    async fn user_for_token(
+        &self,
+        token_hash: &str,
+        with_dev: bool,
+    ) -> Result<Option<String>, StorageError> {
+        reads::user_for_token(&self.client().await?, token_hash, with_dev).await
     }
 
     async fn revoke_tokens(&self, user: &str, id: Option<&str>) -> Result<u64, StorageError> {
         writes::revoke_tokens(&self.client().await?, user, id).await
+    }
+
+    async fn mark_dev_token(&self, token_hash: &str) -> Result<(), StorageError> {
+        let client = self.client().await?;
+        client.execute("UPDATE tokens SET dev = TRUE WHERE hash = $1", &[&token_hash]).await?;
+        Ok(())
     }
 
     async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, StorageError> {

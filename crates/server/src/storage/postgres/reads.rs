@@ -158,9 +158,12 @@ pub(super) async fn remembered_outcome(
 pub(super) async fn user_for_token(
     client: &impl GenericClient,
     token_hash: &str,
+    with_dev: bool,
 ) -> Result<Option<String>, StorageError> {
-    let statement = client.prepare_cached("SELECT \"user\" FROM tokens WHERE hash = $1").await?;
-    Ok(client.query_opt(&statement, &[&token_hash]).await?.map(|row| row.get(0)))
+    let statement = client
+        .prepare_cached("SELECT \"user\" FROM tokens WHERE hash = $1 AND (NOT dev OR $2)")
+        .await?;
+    Ok(client.query_opt(&statement, &[&token_hash, &with_dev]).await?.map(|row| row.get(0)))
 }
 
 pub(super) async fn list_tokens(

@@ -7,7 +7,8 @@ use crate::storage::StorageError;
 /// Arbitrary constant naming the migration lock.
 const MIGRATION_LOCK: i64 = 0x0070_6572_7369_7374;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE namespaces (
     ns TEXT PRIMARY KEY,
     revision BIGINT NOT NULL
@@ -38,7 +39,10 @@ CREATE TABLE tokens (
     "user" TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
-"#];
+"#,
+    // TRUE for the token of `serve --dev`, which only a server in dev mode accepts.
+    "ALTER TABLE tokens ADD COLUMN dev BOOLEAN NOT NULL DEFAULT FALSE;",
+];
 
 pub(super) async fn migrate(client: &mut Client) -> Result<(), StorageError> {
     client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;

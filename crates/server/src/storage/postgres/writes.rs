@@ -9,8 +9,8 @@ use persist_protocol::{PushOutcome, Revision};
 
 use super::{listen, reads};
 use crate::storage::{
-    now_ms, plan_push, revision_from_db, revision_to_db, Applied, Mutation, StorageError,
-    UpsertRow, WriteOp, WriteOutcome, TOKEN_ID_LEN,
+    now_ms, plan_push, revision_from_db, revision_to_db, Applied, Mutation, PushBatch, Remembered,
+    StorageError, UpsertRow, WriteOp, WriteOutcome, TOKEN_ID_LEN,
 };
 
 /// Applies one mutation to namespace `ns` in `tx` (the caller commits).
@@ -78,14 +78,18 @@ async fn push(
         .prepare_cached("INSERT INTO ops (ns, op_id, result, created_at) VALUES ($1, $2, $3, $4)")
         .await?;
     let mut outcomes = Vec::with_capacity(ops.len());
+    let mut batch = PushBatch::default();
     for op in ops {
-        let remembered = reads::remembered_outcome(tx, ns, &op.op_id).await?;
-        // A replayed op id gets its remembered answer: its row need not be read.
-        let current = match remembered {
-            Some(_) => None,
-            None => reads::current_row(tx, ns, &op.collection, &op.id).await?,
+        let remembered = reads::remembered_outcome(tx, ns, &op.op_id)
+            .await?
+            .map(|text| Remembered::parse(&op.op_id, &text))
+            .transpose()?;
+        // A replayed op id gets its remembered answer: its row is read only for a conflict.
+        let current = match &remembered {
+            Some(answer) if !answer.needs_current() => None,
+            _ => reads::current_row(tx, ns, &op.collection, &op.id).await?,
         };
-        let plan = plan_push(op, remembered.as_deref(), current, *head)?;
+        let plan = plan_push(op, remembered.as_ref(), current, *head, &mut batch)?;
         if let Some(write) = &plan.write {
             let (value, hlc) = (write.value_json, write.hlc_json.as_deref());
             write_row(tx, ns, &op.collection, &op.id, value, write.revision, now, hlc).await?;

@@ -187,14 +187,23 @@ impl Storage for SqliteStorage {
         self.submit(|reply| Job::Tokens { change, reply }).await
     }
 
+    async fn mark_dev_token(&self, token_hash: &str) -> Result<(), StorageError> {
+        let change = TokenChange::MarkDev { hash: token_hash.to_owned() };
+        self.submit(|reply| Job::Tokens { change, reply }).await.map(|_| ())
+    }
+
     async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, StorageError> {
         let user = user.map(str::to_owned);
         self.read(move |conn| reads::list_tokens(conn, user.as_deref())).await
     }
 
-    async fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StorageError> {
+    async fn user_for_token(
+        &self,
+        token_hash: &str,
+        with_dev: bool,
+    ) -> Result<Option<String>, StorageError> {
         let hash = token_hash.to_owned();
-        self.read(move |conn| reads::user_for_token(conn, &hash)).await
+        self.read(move |conn| reads::user_for_token(conn, &hash, with_dev)).await
     }
 
     async fn close(&self) {

@@ -152,10 +152,11 @@ pub(super) fn list_tokens(
 pub(super) fn user_for_token(
     conn: &Connection,
     hash: &str,
+    with_dev: bool,
 ) -> Result<Option<String>, StorageError> {
     Ok(conn
-        .prepare_cached("SELECT user FROM tokens WHERE hash = ?1")?
-        .query_row(params![hash], |row| row.get(0))
+        .prepare_cached("SELECT user FROM tokens WHERE hash = ?1 AND (dev = 0 OR ?2)")?
+        .query_row(params![hash, with_dev], |row| row.get(0))
         .optional()?)
 }
 

@@ -8,7 +8,8 @@ use rusqlite::{Connection, OpenFlags};
 use crate::storage::StorageError;
 
 /// Migrations, applied in order; `PRAGMA user_version` counts the applied ones.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE namespaces (
     ns TEXT PRIMARY KEY,
     revision INTEGER NOT NULL
@@ -39,7 +40,10 @@ CREATE TABLE tokens (
     user TEXT NOT NULL,
     created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-"#];
+"#,
+    // 1 for the token of `serve --dev`, which only a server in dev mode accepts.
+    "ALTER TABLE tokens ADD COLUMN dev INTEGER NOT NULL DEFAULT 0;",
+];
 
 /// Opens the writer connection: WAL, `synchronous=FULL` (a commit is on disk before it is
 /// acknowledged), then runs the pending migrations.

@@ -8,8 +8,8 @@ use rusqlite::{params, Connection};
 
 use super::reads;
 use crate::storage::{
-    now_ms, plan_push, revision_to_db, Applied, Mutation, StorageError, UpsertRow, WriteOp,
-    WriteOutcome, TOKEN_ID_LEN,
+    now_ms, plan_push, revision_to_db, Applied, Mutation, PushBatch, Remembered, StorageError,
+    UpsertRow, WriteOp, WriteOutcome, TOKEN_ID_LEN,
 };
 
 /// A change to the tokens table.
@@ -23,6 +23,10 @@ pub(super) enum TokenChange {
     Revoke {
         user: String,
         id: Option<String>,
+    },
+    /// Marks one token as the development token.
+    MarkDev {
+        hash: String,
     },
 }
 
@@ -81,14 +85,17 @@ fn apply_push(
     now: i64,
 ) -> Result<Vec<PushOutcome>, StorageError> {
     let mut outcomes = Vec::with_capacity(ops.len());
+    let mut batch = PushBatch::default();
     for op in ops {
-        let remembered = reads::remembered_outcome(conn, ns, &op.op_id)?;
-        // A replayed op id gets its remembered answer: its row need not be read.
-        let current = match remembered {
-            Some(_) => None,
-            None => reads::current_row(conn, ns, &op.collection, &op.id)?,
+        let remembered = reads::remembered_outcome(conn, ns, &op.op_id)?
+            .map(|text| Remembered::parse(&op.op_id, &text))
+            .transpose()?;
+        // A replayed op id gets its remembered answer: its row is read only for a conflict.
+        let current = match &remembered {
+            Some(answer) if !answer.needs_current() => None,
+            _ => reads::current_row(conn, ns, &op.collection, &op.id)?,
         };
-        let plan = plan_push(op, remembered.as_deref(), current, *head)?;
+        let plan = plan_push(op, remembered.as_ref(), current, *head, &mut batch)?;
         if let Some(write) = &plan.write {
             let (value, hlc) = (write.value_json, write.hlc_json.as_deref());
             write_row(conn, ns, &op.collection, &op.id, value, write.revision, now, hlc)?;
@@ -134,6 +141,9 @@ pub(super) fn change_tokens(
                 "DELETE FROM tokens WHERE user = ?1 AND (?2 IS NULL OR substr(hash, 1, ?3) = ?2)",
             )?
             .execute(params![user, id, TOKEN_ID_LEN as i64])?,
+        TokenChange::MarkDev { hash } => {
+            conn.prepare_cached("UPDATE tokens SET dev = 1 WHERE hash = ?1")?.execute([hash])?
+        }
     };
     Ok(changed as u64)
 }

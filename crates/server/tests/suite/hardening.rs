@@ -1,0 +1,343 @@
+//! Hardening against hostile clients (issue 11): answers and stored state stay bounded, and odd
+//! input is answered per op instead of being dropped or failing the request.
+
+use serde_json::json;
+
+use crate::harness::{delete_op, put_op, test_config, Backend, TestServer};
+
+backend_tests!(
+    conflicts_with_one_large_record_answer_it_once_and_remember_no_values,
+    an_op_id_reused_for_another_change_is_rejected_not_applied,
+    control_characters_in_op_ids_and_long_hlc_nodes_are_rejected_per_op,
+    the_dev_config_is_served_only_to_a_loopback_host,
+    the_dev_token_stops_working_when_the_server_runs_without_dev,
+    anonymous_codeforge_writes_refuse_cross_site_requests,
+);
+
+/// 1,000 ops conflicting with one large record used to answer (and remember for 7 days) one copy
+/// of the record per op.
+async fn conflicts_with_one_large_record_answer_it_once_and_remember_no_values(backend: Backend) {
+    const OPS: usize = 300;
+    let server = TestServer::start(&backend).await;
+    let (name, alice) = server.named_user("amplify").await;
+    let big = "x".repeat(64 * 1024);
+    server.push(&alice, json!([put_op("seed", "c", "big", json!({ "big": big }), None)])).await;
+    let ops: Vec<_> =
+        (0..OPS).map(|n| put_op(&format!("hit-{n:04}"), "c", "big", json!(n), Some(0))).collect();
+    let request = json!({ "ops": ops });
+
+    let send = || async {
+        let response = server
+            .http
+            .post(server.url("/v1/push"))
+            .bearer_auth(&alice.token)
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        (text.len(), serde_json::from_str::<serde_json::Value>(&text).unwrap())
+    };
+    let (size, answer) = send().await;
+    // One copy of the record plus a short answer per op, not 300 copies.
+    assert!(size < big.len() + OPS * 400, "the answer has {size} bytes");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), OPS);
+    assert_eq!(results[0]["status"], "conflict");
+    assert_eq!(results[0]["current"]["value"]["big"], json!(big));
+    assert_eq!(results[0]["current"]["revision"], 1);
+    for result in &results[1..] {
+        // Never "current": null, which a client reads as "the server lost the item".
+        assert_eq!(result["status"], "rejected", "{result}");
+        assert_eq!(result["code"], "invalid_input", "{result}");
+    }
+
+    // Remembered answers hold no values.
+    let remembered = server.remembered_answers(&name).await;
+    assert_eq!(remembered.len(), OPS + 1);
+    for answer in &remembered {
+        assert!(answer.len() < 100, "a remembered answer of {} bytes", answer.len());
+        assert!(!answer.contains("xxxx"), "a remembered answer holds the value");
+    }
+
+    // A retry answered from memory shows the item as it is now, still once per push.
+    let small = json!({"now": "small"});
+    server.push(&alice, json!([put_op("update", "c", "big", small.clone(), Some(1))])).await;
+    let (size, again) = send().await;
+    assert!(size < OPS * 400, "the retry's answer has {size} bytes");
+    let results = again["results"].as_array().unwrap();
+    assert_eq!(results[0]["status"], "conflict", "{}", results[0]);
+    assert_eq!(results[0]["current"]["value"], small);
+    assert_eq!(results[0]["current"]["revision"], 2);
+    assert!(results[1..].iter().all(|r| r["status"] == "rejected"));
+    // Nothing was written by either push.
+    assert_eq!(again["revision"], 2);
+}
+
+/// An op id sent again with other content used to be answered "applied" while nothing was
+/// written, and a second op with the same op id in one push was silently not applied.
+async fn an_op_id_reused_for_another_change_is_rejected_not_applied(backend: Backend) {
+    let server = TestServer::start(&backend).await;
+    let alice = server.user("reuse").await;
+    let first = server.push(&alice, json!([put_op("o1", "c", "y", json!(1), None)])).await;
+    assert_eq!(first["results"][0]["status"], "applied");
+    // The same op again: the same answer (a retry).
+    let retry = server.push(&alice, json!([put_op("o1", "c", "y", json!(1), None)])).await;
+    assert_eq!(retry["results"], first["results"]);
+    // The same op id for other changes: rejected, nothing written.
+    for other in [
+        put_op("o1", "c", "y", json!(2), None),
+        put_op("o1", "c", "y", json!(1), Some(1)),
+        put_op("o1", "c", "z", json!(1), None),
+        delete_op("o1", "c", "y", None),
+    ] {
+        let answer = server.push(&alice, json!([other])).await;
+        let result = &answer["results"][0];
+        assert_eq!(result["status"], "rejected", "{other}: {result}");
+        assert_eq!(result["code"], "invalid_input", "{result}");
+        assert_eq!(answer["revision"], 1);
+    }
+    // Twice in one push: the first applies, the second is answered, not dropped.
+    let twice = server
+        .push(
+            &alice,
+            json!([
+                put_op("o2", "c", "w", json!("a"), None),
+                put_op("o2", "c", "w", json!("b"), None),
+                put_op("o3", "c", "v", json!("a"), None),
+                put_op("o3", "c", "v", json!("a"), None),
+            ]),
+        )
+        .await;
+    let results = twice["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0]["status"], "applied");
+    assert_eq!(results[1]["status"], "rejected", "{}", results[1]);
+    assert_eq!(results[2]["status"], "applied");
+    assert_eq!(results[3], results[2]);
+    let records = server.pull_all(&alice, 0, 500).await;
+    let value = |id: &str| records.iter().find(|r| r["id"] == id).map(|r| r["value"].clone());
+    assert_eq!(value("y"), Some(json!(1)));
+    assert_eq!(value("z"), None);
+    assert_eq!(value("w"), Some(json!("a")));
+    assert_eq!(records.len(), 3);
+}
+
+/// A NUL in an op id made a PostgreSQL push a 500; `hlc.node` had no size limit.
+async fn control_characters_in_op_ids_and_long_hlc_nodes_are_rejected_per_op(backend: Backend) {
+    let server = TestServer::start_with(&backend, |c| c.limits.max_value_bytes = 100).await;
+    let alice = server.user("odd").await;
+    let stamped = |op_id: &str, id: &str, node: String| {
+        json!({
+            "op_id": op_id, "collection": "c", "id": id, "value": 1,
+            "hlc": {"wall_ms": 1, "counter": 0, "node": node}
+        })
+    };
+    let answer = server
+        .push(
+            &alice,
+            json!([
+                put_op("nul\u{0}op", "c", "a", json!(1), None),
+                put_op("line\nop", "c", "b", json!(1), None),
+                stamped("long-node", "c", "x".repeat(129)),
+                stamped("nul-node", "d", "n\u{0}".into()),
+                stamped("fine-node", "e", "x".repeat(128)),
+                put_op("fine", "c", "f", json!(1), None),
+            ]),
+        )
+        .await;
+    let statuses: Vec<_> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["status"].as_str().unwrap().to_owned(), r["code"].clone()))
+        .collect();
+    let rejected = ("rejected".to_owned(), json!("invalid_input"));
+    let applied = ("applied".to_owned(), serde_json::Value::Null);
+    assert_eq!(
+        statuses,
+        vec![
+            rejected.clone(),
+            rejected.clone(),
+            rejected.clone(),
+            rejected,
+            applied.clone(),
+            applied
+        ],
+        "{answer}"
+    );
+    assert_eq!(answer["revision"], 2);
+}
+
+/// `/health` (no token needed) used to answer the storage error's text, which names the
+/// database, its user and host. Runs on PostgreSQL, where the database can be taken away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_does_not_show_storage_errors() {
+    let Some(Backend::Postgres(url)) = Backend::postgres() else { return };
+    let name = crate::harness::unique("health").replace('-', "_");
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+    let own_url = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    let config = crate::harness::test_config(persist_server::DatabaseConfig::Postgres(own_url));
+    let mut server = TestServer::start_config(config, tempfile::tempdir().unwrap()).await;
+    let (status, body) = server.call(reqwest::Method::GET, "/health", None, None).await;
+    assert_eq!((status.as_u16(), &body["database"]), (200, &json!("ok")));
+
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+    let response = server.http.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let text = response.text().await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["database"], "unavailable", "{text}");
+    assert!(!text.contains(&name), "{text}");
+
+    if let Some(running) = server.server.take() {
+        let _ = running.shutdown().await;
+    }
+    admin.batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).await.unwrap();
+}
+
+/// A dev-mode server on `database`, keeping its token in `token_file`.
+async fn dev_server(
+    backend: &Backend,
+    database: &std::path::Path,
+    token_file: &std::path::Path,
+    dev: bool,
+) -> TestServer {
+    let mut config = test_config(backend.database(database));
+    config.dev = dev;
+    config.dev_token_file = Some(token_file.to_path_buf());
+    TestServer::start_config(config, tempfile::tempdir().unwrap()).await
+}
+
+/// A page of another site whose name a DNS rebinding points at 127.0.0.1 could read the dev
+/// token: its requests carry its own host name.
+async fn the_dev_config_is_served_only_to_a_loopback_host(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = dev_server(&backend, dir.path(), &dir.path().join("dev-token"), true).await;
+    let port = server.running().local_addr().port();
+    let with_host = |host: String| {
+        let request = server.http.get(server.url("/dev-config.json")).header("host", host);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let token = server.running().dev_token().unwrap().to_owned();
+    for host in [
+        format!("attacker.example:{port}"),
+        "attacker.example".to_owned(),
+        format!("localhost.attacker.example:{port}"),
+        format!("127.0.0.1.nip.io:{port}"),
+    ] {
+        let (status, text) = with_host(host.clone()).await;
+        assert_eq!(status, 403, "{host}: {text}");
+        assert!(!text.contains(&token), "{host}: {text}");
+        assert!(text.contains("forbidden"), "{host}: {text}");
+    }
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")]
+    {
+        let (status, text) = with_host(host.clone()).await;
+        assert_eq!(status, 200, "{host}: {text}");
+        assert!(text.contains(&token), "{host}: {text}");
+    }
+}
+
+/// The dev token used to stay valid after a restart without `--dev`.
+async fn the_dev_token_stops_working_when_the_server_runs_without_dev(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("dev-token");
+    let mut dev = dev_server(&backend, dir.path(), &token_file, true).await;
+    let token = dev.running().dev_token().unwrap().to_owned();
+    let stats = |server: &TestServer| {
+        let request = server.http.get(server.url("/v1/stats")).bearer_auth(&token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(stats(&dev).await, 200);
+    dev.stop().await;
+
+    let mut plain = dev_server(&backend, dir.path(), &token_file, false).await;
+    assert_eq!(stats(&plain).await, 401);
+    let codeforge = plain.http.get(plain.url("/api/storage/keys")).bearer_auth(&token);
+    assert_eq!(codeforge.send().await.unwrap().status(), 401);
+    // Other tokens still work.
+    let alice = plain.user("alice").await;
+    assert_eq!(plain.get("/v1/stats", &alice).await.0, 200);
+    plain.stop().await;
+
+    // Back in dev mode, the kept token is the dev token again.
+    let again = dev_server(&backend, dir.path(), &token_file, true).await;
+    assert_eq!(again.running().dev_token(), Some(token.as_str()));
+    assert_eq!(stats(&again).await, 200);
+}
+
+/// With `--codeforge-anonymous-user`, a page of any site could overwrite values and clear the
+/// namespace with a cross-site `text/plain` POST (no preflight, no token needed).
+async fn anonymous_codeforge_writes_refuse_cross_site_requests(backend: Backend) {
+    let name = crate::harness::unique("anonymous");
+    let server = TestServer::start_with(&backend, move |c| {
+        c.codeforge_anonymous_user = Some(name);
+        c.cors_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let own_origin = server.base.clone();
+    let send = |method: reqwest::Method,
+                path: &str,
+                content_type: Option<&str>,
+                origin: Option<&str>,
+                body: &str| {
+        let mut request = server.http.request(method, server.url(path)).body(body.to_owned());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    use reqwest::Method;
+    let value = r#"{"value": "mine"}"#;
+    let json = Some("application/json");
+    assert_eq!(send(Method::PUT, "/api/storage/files:x", json, None, value).await.0, 200);
+
+    // The forged requests: refused, nothing written or cleared.
+    let attacker = Some("https://attacker.example");
+    let forged = r#"{"value": "forged"}"#;
+    for (method, path, content_type, origin) in [
+        (Method::POST, "/api/storage/files:x", Some("text/plain"), attacker),
+        (Method::POST, "/api/storage/files:x", Some("text/plain;charset=UTF-8"), None),
+        (Method::POST, "/api/storage/files:x", None, None),
+        (Method::POST, "/api/storage/clear", Some("text/plain"), attacker),
+        (Method::POST, "/api/storage/import", Some("application/x-www-form-urlencoded"), attacker),
+        (Method::PUT, "/api/storage/files:x", json, attacker),
+        (Method::DELETE, "/api/storage/files:x", None, attacker),
+        (Method::POST, "/api/storage/clear", json, Some("null")),
+    ] {
+        let (status, text) = send(method.clone(), path, content_type, origin, forged).await;
+        assert_eq!(status, 403, "{method} {path} {content_type:?} {origin:?}: {text}");
+        assert!(text.contains("forbidden"), "{text}");
+    }
+    let (status, text) = send(Method::GET, "/api/storage/files:x", None, None, "").await;
+    assert_eq!((status, text.as_str()), (200, r#"{"value":"mine"}"#));
+
+    // The app's own origin, a CORS origin and non-browser clients still work.
+    for origin in [Some(own_origin.as_str()), Some("https://app.example"), None] {
+        let (status, text) = send(Method::POST, "/api/storage/files:y", json, origin, value).await;
+        assert_eq!(status, 200, "{origin:?}: {text}");
+    }
+    let (status, _) = send(Method::GET, "/api/storage/keys", None, attacker, "").await;
+    assert_eq!(status, 403);
+}
