@@ -21,7 +21,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The body or a value is larger than the configured limit (413).
     PayloadTooLarge,
-    /// The user sent more requests than the rate limit allows (429).
+    /// The user sent more requests than the rate limit allows, or opened more event streams than
+    /// the per-user or server-wide cap allows; the message says which (429).
     RateLimited,
     /// The request took longer than the server's limit to arrive and be answered (408). Safe to
     /// retry: a push is applied once however often it is sent.

@@ -123,6 +123,12 @@ pub(crate) struct ServeArgs {
     /// arriving, else 503; import/export get 10×; the event stream is not cut); 0 turns it off.
     #[arg(long, env = "PERSIST_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
     pub(crate) request_timeout_secs: u64,
+    /// Event streams (GET /v1/events) one user may have open at once (429 past it); 0 = no cap.
+    #[arg(long, env = "PERSIST_MAX_EVENT_STREAMS_PER_USER", default_value_t = Limits::default().max_event_streams_per_user)]
+    pub(crate) max_event_streams_per_user: usize,
+    /// Event streams open at once on this instance, all users together (429 past it); 0 = no cap.
+    #[arg(long, env = "PERSIST_MAX_EVENT_STREAMS", default_value_t = Limits::default().max_event_streams)]
+    pub(crate) max_event_streams: usize,
     /// Serve the built app from this folder (unknown non-API paths get its index.html).
     #[arg(long, env = "PERSIST_STATIC_DIR")]
     pub(crate) static_dir: Option<PathBuf>,
@@ -196,6 +202,8 @@ impl ServeArgs {
             rate_limit_per_second: self.rate_limit,
             rate_limit_burst: self.rate_limit_burst,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_event_streams_per_user: self.max_event_streams_per_user,
+            max_event_streams: self.max_event_streams,
         };
         config.static_dir = self.static_dir.clone();
         config.dev = self.dev;

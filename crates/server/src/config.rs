@@ -61,6 +61,12 @@ pub struct Limits {
     /// still arriving, 503 once it has arrived. Import and export routes get ten times this; a
     /// streamed answer (the event stream) is not cut. `Duration::ZERO` turns it off. Default 30 s.
     pub request_timeout: Duration,
+    /// Event streams (`GET /v1/events`) one user may have open at once (more → 429
+    /// `rate_limited`); `0` = no cap. Default 64.
+    pub max_event_streams_per_user: usize,
+    /// Event streams open at once on this instance, all users together (more → 429
+    /// `rate_limited`); `0` = no cap. Default 10,000.
+    pub max_event_streams: usize,
 }
 
 impl Default for Limits {
@@ -72,6 +78,8 @@ impl Default for Limits {
             rate_limit_per_second: 100.0,
             rate_limit_burst: 200,
             request_timeout: Duration::from_secs(30),
+            max_event_streams_per_user: 64,
+            max_event_streams: 10_000,
         }
     }
 }

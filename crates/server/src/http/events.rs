@@ -16,6 +16,7 @@ use persist_protocol::{EventMessage, Revision};
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 
+use super::limits::EventStreamSlot;
 use super::AppState;
 use crate::auth::{bearer, CACHE_TTL};
 use crate::error::ApiError;
@@ -35,6 +36,8 @@ pub(super) async fn events(
     let token = bearer(&headers).or(query_token.as_deref()).ok_or_else(ApiError::unauthorized)?;
     let user = state.user_for_token(token).await?;
     state.limiter.check(&user)?;
+    // Held by the stream until it ends, whatever ends it.
+    let slot = state.event_slots.acquire(&user)?;
     // Subscribe before reading the head, so no revision falls between the two.
     let receiver = state.events.subscribe();
     let head = state.storage.head(&user).await?;
@@ -52,6 +55,7 @@ pub(super) async fn events(
         storage: Arc::clone(&state.storage),
         shutdown: state.shutdown.clone(),
         state: state.clone(),
+        _slot: slot,
     };
     let stream = futures_util::stream::unfold(stream, |mut stream| async move {
         let revision = stream.next_revision().await?;
@@ -77,6 +81,8 @@ struct EventStream {
     storage: Arc<dyn Storage>,
     shutdown: watch::Receiver<bool>,
     state: AppState,
+    /// This stream's place under the stream caps, freed when the stream is dropped.
+    _slot: EventStreamSlot,
 }
 
 impl Drop for EventStream {

@@ -27,7 +27,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 pub(crate) use dev::ensure_dev_token;
-pub(crate) use limits::RateLimiter;
+pub(crate) use limits::{EventStreamSlots, RateLimiter};
 
 use crate::auth::{self, TokenCache};
 use crate::config::ServerConfig;
@@ -42,6 +42,8 @@ pub(crate) struct AppInner {
     pub(crate) config: ServerConfig,
     pub(crate) tokens: TokenCache,
     pub(crate) limiter: RateLimiter,
+    /// The caps on open event streams.
+    pub(crate) event_slots: EventStreamSlots,
     pub(crate) metrics: Metrics,
     pub(crate) events: EventHub,
     /// Turns `true` when the server starts shutting down (event streams end then).
@@ -83,11 +85,16 @@ impl AppState {
     ) -> Self {
         let limiter =
             RateLimiter::new(config.limits.rate_limit_per_second, config.limits.rate_limit_burst);
+        let event_slots = EventStreamSlots::new(
+            config.limits.max_event_streams_per_user,
+            config.limits.max_event_streams,
+        );
         let static_files = config.static_dir.as_deref().map(static_files::StaticFiles::new);
         AppState(Arc::new(AppInner {
             storage,
             tokens: TokenCache::default(),
             limiter,
+            event_slots,
             metrics: Metrics::default(),
             events,
             shutdown,

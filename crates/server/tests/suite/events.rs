@@ -12,6 +12,7 @@ use crate::harness::{put_op, Backend, TestServer};
 backend_tests!(
     events_announce_new_revisions_of_the_own_namespace_only,
     a_request_slower_than_the_timeout_is_408_and_the_event_stream_is_not_cut,
+    event_streams_are_capped_per_user_and_in_total_and_a_closed_one_frees_its_slot,
 );
 
 /// Reads server-sent events.
@@ -168,4 +169,64 @@ async fn a_request_slower_than_the_timeout_is_408_and_the_event_stream_is_not_cu
     // request (older than the limit by now) is still alive and announces it.
     server.push(&alice, json!([put_op("slow", "c", "i", json!(1), None)])).await;
     assert_eq!(events.next().await, Some(json!({"revision": 1})));
+}
+
+/// Opens `/v1/events` and answers the status with the error body (if not 200) or the stream.
+async fn try_open(server: &TestServer, token: &str) -> Result<EventReader, (StatusCode, Value)> {
+    let url = server.url(&format!("/v1/events?access_token={token}"));
+    let response = server.http.get(url).send().await.unwrap();
+    if response.status() == StatusCode::OK {
+        let mut reader = EventReader::from_response(response);
+        // The first event proves the stream is open (and holds its slot).
+        assert!(reader.next().await.is_some());
+        Ok(reader)
+    } else {
+        Err((response.status(), response.json().await.unwrap()))
+    }
+}
+
+async fn event_streams_are_capped_per_user_and_in_total_and_a_closed_one_frees_its_slot(
+    backend: Backend,
+) {
+    let server = TestServer::start_with(&backend, |c| {
+        c.limits.max_event_streams_per_user = 3;
+        c.limits.max_event_streams = 4;
+    })
+    .await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+
+    let mut alice_streams = Vec::new();
+    for _ in 0..3 {
+        alice_streams.push(try_open(&server, &alice.token).await.map_err(|e| e.1).unwrap());
+    }
+    // Alice's 4th stream is past the per-user cap.
+    let (status, error) = try_open(&server, &alice.token).await.err().expect("4th stream refused");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(error["code"], "rate_limited", "{error}");
+    assert!(error["error"].as_str().unwrap().contains("per user"), "{error}");
+
+    // Bob still gets one: the 4th stream of the server.
+    let _bob_stream = try_open(&server, &bob.token).await.map_err(|e| e.1).unwrap();
+    // Carol has none, but the server's total cap is reached.
+    let (status, error) = try_open(&server, &carol.token).await.err().expect("5th stream refused");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(error["code"], "rate_limited", "{error}");
+    assert!(error["error"].as_str().unwrap().contains("server"), "{error}");
+
+    // Closing one of Alice's streams frees its slot (once the server notices the disconnect).
+    drop(alice_streams.pop());
+    let mut reopened = None;
+    for _ in 0..600 {
+        match try_open(&server, &alice.token).await {
+            Ok(stream) => {
+                reopened = Some(stream);
+                break;
+            }
+            Err((status, _)) => assert_eq!(status, StatusCode::TOO_MANY_REQUESTS),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reopened.is_some(), "the closed stream's slot was never released");
 }
