@@ -44,16 +44,19 @@ pub(super) async fn root() -> ApiError {
 }
 
 /// Every `/api/storage/<rest>` request.
+///
+/// `CodeForgeUser` is taken as is, not as a `Result`: its rejection (401, or 403 for a refused
+/// anonymous request) then ends the request before axum runs `BodyBytes`, so no byte of an
+/// unauthenticated upload (up to `--max-import-bytes` for imports) is read or buffered.
 pub(super) async fn dispatch(
     State(state): State<AppState>,
     method: Method,
     OriginalUri(uri): OriginalUri,
-    user: Result<CodeForgeUser, ApiError>,
+    CodeForgeUser(user): CodeForgeUser,
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let raw = uri.path().strip_prefix("/api/storage/").unwrap_or_default();
     let route = resolve(&method, raw)?;
-    let CodeForgeUser(user) = user?;
     let limits = &state.config.limits;
     let read_body = || -> Result<Value, ApiError> {
         let bytes = body.clone()?;

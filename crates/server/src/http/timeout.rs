@@ -1,5 +1,6 @@
 //! The request timeout: a request must arrive and be answered within
-//! [`Limits::request_timeout`](crate::Limits::request_timeout) (bulk routes get more).
+//! [`Limits::request_timeout`](crate::Limits::request_timeout) (authenticated requests on bulk
+//! routes get more).
 //!
 //! Who was slow decides the answer: a body still arriving at the deadline is the client's
 //! (408 `request_timeout`); a body received in full means the server was slow (503
@@ -14,11 +15,13 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
 use super::AppState;
+use crate::auth::bearer;
 use crate::error::ApiError;
 
 /// Routes that move whole namespaces (up to `--max-import-bytes` of body) get this many times
@@ -33,10 +36,26 @@ pub(crate) async fn request_timeout(
     next: Next,
 ) -> Response {
     let mut limit = state.config.limits.request_timeout;
-    if BULK_ROUTES.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if BULK_ROUTES.contains(&path) && may_take_long(&state, request.headers(), path).await {
         limit *= BULK_FACTOR;
     }
     within(limit, request, |request| next.run(request)).await
+}
+
+/// Whether a bulk route's request may have the longer deadline: only one its handler will accept,
+/// so that an anonymous slow sender cannot hold a connection ten times as long. That is a valid
+/// bearer token (a cached lookup, which the handler's extractor repeats), or no `Authorization`
+/// at all on `/api/storage/*` when `--codeforge-anonymous-user` deliberately opens it.
+async fn may_take_long(state: &AppState, headers: &HeaderMap, path: &str) -> bool {
+    match bearer(headers) {
+        Some(token) => state.user_for_token(token).await.is_ok(),
+        None => {
+            state.config.codeforge_anonymous_user.is_some()
+                && !headers.contains_key(header::AUTHORIZATION)
+                && path.starts_with("/api/storage/")
+        }
+    }
 }
 
 /// Runs `handler` on `request` with the deadline `limit` (`Duration::ZERO`: none).

@@ -1,6 +1,8 @@
 //! Hardening against hostile clients (issue 11): answers and stored state stay bounded, and odd
 //! input is answered per op instead of being dropped or failing the request.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::harness::{delete_op, put_op, test_config, Backend, TestServer};
@@ -12,6 +14,7 @@ backend_tests!(
     the_dev_config_is_served_only_to_a_loopback_host,
     the_dev_token_stops_working_when_the_server_runs_without_dev,
     anonymous_codeforge_writes_refuse_cross_site_requests,
+    uploads_without_a_valid_token_are_refused_before_their_body_arrives,
 );
 
 /// 1,000 ops conflicting with one large record used to answer (and remember for 7 days) one copy
@@ -340,4 +343,106 @@ async fn anonymous_codeforge_writes_refuse_cross_site_requests(backend: Backend)
     }
     let (status, _) = send(Method::GET, "/api/storage/keys", None, attacker, "").await;
     assert_eq!(status, 403);
+}
+
+/// Sends a request head announcing a `Content-Length` of 512 KiB, then only a few bytes of body,
+/// and keeps the connection open; returns the answer's status line and body, or `None` when no
+/// answer came within 5 s (the server waited for the rest of the body).
+async fn answer_to_a_partial_upload(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &str,
+) -> Option<(String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = server.base.strip_prefix("http://").unwrap();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n{headers}\r\n{{\"ops\": [",
+        512 * 1024
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Read until the answer's body is complete (its head says how long it is); the connection
+    // stays open from our side, as a slow sender's would.
+    let read = async {
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buffer).await.unwrap();
+            received.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&received).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length").then(|| value.trim())
+                    })
+                    .and_then(|value| value.parse::<usize>().ok());
+                if n == 0 || length.is_some_and(|length| body.len() >= length) {
+                    return (head.lines().next().unwrap_or_default().to_owned(), body.to_owned());
+                }
+            } else if n == 0 {
+                return (text, String::new());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read).await.ok()
+}
+
+/// Issue 11 item 3: `/api/storage/import` read the whole body (up to 32 MiB) before checking the
+/// token, so anonymous uploads filled the server's memory and slow ones held a connection for the
+/// 10x bulk timeout. Every route that needs a token now answers 401 before reading any body.
+async fn uploads_without_a_valid_token_are_refused_before_their_body_arrives(backend: Backend) {
+    // A request timeout far beyond the 5 s the test waits: a prompt 401 is not a timeout.
+    let server =
+        TestServer::start_with(&backend, |c| c.limits.request_timeout = Duration::from_secs(120))
+            .await;
+    let wrong = "Authorization: Bearer not-a-token\r\n";
+    for path in ["/api/storage/import", "/v1/import", "/v1/push", "/api/storage/files:x"] {
+        let method = if path == "/api/storage/files:x" { "PUT" } else { "POST" };
+        for headers in ["", wrong] {
+            let answer = answer_to_a_partial_upload(&server, method, path, headers).await;
+            let (status, body) = answer.unwrap_or_else(|| {
+                panic!("{method} {path} ({headers:?}): no answer before the body was sent")
+            });
+            assert!(status.contains(" 401 "), "{method} {path} ({headers:?}): {status}");
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(body["code"], "unauthorized", "{method} {path}");
+        }
+    }
+
+    // With a token, an import still works.
+    let alice = server.user("importer").await;
+    let (status, body) = server
+        .post("/api/storage/import", &alice, json!({"notes:a": {"text": "one"}, "b": 2}))
+        .await;
+    assert_eq!((status.as_u16(), &body["imported"]), (200, &json!(2)), "{body}");
+    let items = json!({"items": [{"collection": "c", "id": "x", "value": 1}]});
+    let (status, body) = server.post("/v1/import", &alice, items).await;
+    assert_eq!((status.as_u16(), &body["imported"]), (200, &json!(1)), "{body}");
+
+    // Anonymous CodeForge mode still takes requests without a token (but not a wrong token).
+    let name = crate::harness::unique("anonymous");
+    let anonymous = TestServer::start_with(&backend, move |c| {
+        c.codeforge_anonymous_user = Some(name);
+        c.limits.request_timeout = Duration::from_secs(120);
+    })
+    .await;
+    let (status, body) = anonymous
+        .call(
+            reqwest::Method::POST,
+            "/api/storage/import",
+            None,
+            Some(json!({"notes:a": {"text": "one"}})),
+        )
+        .await;
+    assert_eq!((status.as_u16(), &body["imported"]), (200, &json!(1)), "{body}");
+    let (status, body) =
+        anonymous.call(reqwest::Method::GET, "/api/storage/keys", None, None).await;
+    assert_eq!((status.as_u16(), &body["keys"]), (200, &json!(["notes:a"])), "{body}");
+    let answer = answer_to_a_partial_upload(&anonymous, "POST", "/api/storage/import", wrong).await;
+    let (status, _) = answer.expect("a wrong token is refused before the body arrives");
+    assert!(status.contains(" 401 "), "{status}");
 }
