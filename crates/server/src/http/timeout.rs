@@ -38,9 +38,15 @@ pub(crate) async fn request_timeout(
     let mut limit = state.config.limits.request_timeout;
     let path = request.uri().path();
     if BULK_ROUTES.contains(&path) && may_take_long(&state, request.headers(), path).await {
-        limit *= BULK_FACTOR;
+        limit = bulk_limit(limit);
     }
     within(limit, request, |request| next.run(request)).await
+}
+
+/// The bulk routes' deadline: [`BULK_FACTOR`] times `limit`, saturating (an absurd
+/// `--request-timeout-secs` such as `u64::MAX` means "practically none", not a panic).
+fn bulk_limit(limit: Duration) -> Duration {
+    limit.saturating_mul(BULK_FACTOR)
 }
 
 /// Whether a bulk route's request may have the longer deadline: only one its handler will accept,
@@ -102,6 +108,20 @@ mod tests {
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
         (status, serde_json::from_slice(&bytes).ok())
+    }
+
+    #[test]
+    fn bulk_limit_saturates() {
+        assert_eq!(bulk_limit(Duration::from_secs(30)), Duration::from_secs(300));
+        assert_eq!(bulk_limit(Duration::ZERO), Duration::ZERO);
+        assert_eq!(bulk_limit(Duration::from_secs(u64::MAX)), Duration::MAX);
+    }
+
+    /// An absurd deadline is no deadline in practice, and no panic.
+    #[tokio::test]
+    async fn huge_limit_answers() {
+        let response = within(Duration::MAX, post(Body::from("x")), reads_then_takes(0)).await;
+        assert_eq!(response.status(), StatusCode::OK);
     }
 
     fn post(body: Body) -> Request {
