@@ -1,28 +1,62 @@
 //! The built app (`--static-dir`), with `index.html` for unknown non-API paths, and the JSON 404
 //! and 405 answers of everything else.
 
+use std::convert::Infallible;
 use std::path::Path;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::Method;
+use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use persist_protocol::ErrorCode;
-use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::AppState;
 use crate::error::ApiError;
 
-/// The static file service.
-#[derive(Debug, Clone)]
+/// The policy of the app's files: no framing (clickjacking), no plugins, no `<base>` from
+/// elsewhere. Scripts are not restricted here: Trunk's `index.html` starts the app with an inline
+/// module script whose text (and so hash) changes with every build.
+const CONTENT_SECURITY_POLICY: &str = "frame-ancestors 'none'; object-src 'none'; base-uri 'self'";
+
+/// The static file service, with security headers on every answer.
+#[derive(Clone)]
 pub(crate) struct StaticFiles {
-    service: ServeDir<ServeFile>,
+    service: BoxCloneSyncService<Request, Response, Infallible>,
+}
+
+impl std::fmt::Debug for StaticFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticFiles").finish_non_exhaustive()
+    }
 }
 
 impl StaticFiles {
     pub(crate) fn new(dir: &Path) -> Self {
-        Self { service: ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html"))) }
+        let files = ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")));
+        let service = ServiceBuilder::new()
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            ))
+            .map_response(
+                |response: Response<tower_http::services::fs::ServeFileSystemResponseBody>| {
+                    response.map(Body::new)
+                },
+            )
+            .service(files);
+        Self { service: BoxCloneSyncService::new(service) }
     }
 }
 
@@ -39,7 +73,7 @@ pub(super) async fn fallback(State(state): State<AppState>, request: Request) ->
     let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
     if let (Some(files), true, false) = (&state.static_files, is_read, is_api_path(&path)) {
         match files.service.clone().oneshot(request).await {
-            Ok(response) => return response.map(Body::new),
+            Ok(response) => return response,
             Err(never) => match never {},
         }
     }
@@ -53,7 +87,24 @@ pub(super) async fn method_not_allowed() -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::is_api_path;
+    use super::*;
+
+    #[tokio::test]
+    async fn static_files_carry_security_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "<!DOCTYPE html>").unwrap();
+        std::fs::write(dir.path().join("app.js"), "1").unwrap();
+        let files = StaticFiles::new(dir.path());
+        for path in ["/", "/app.js", "/some/app/route", "/missing.js"] {
+            let request = Request::get(path).body(Body::empty()).unwrap();
+            let response = files.service.clone().oneshot(request).await.unwrap();
+            let headers = response.headers();
+            assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+            assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY", "{path}");
+            let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        }
+    }
 
     #[test]
     fn api_paths() {
