@@ -82,13 +82,7 @@ pub(crate) async fn ensure_dev_token(
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(path, format!("{fresh}\n"))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        }
-        Ok(())
+        write_private(path, &format!("{fresh}\n"))
     };
     if let Err(error) = write() {
         tracing::warn!(%error, path = %path.display(), "cannot keep the dev token; a new one is made next start");
@@ -96,9 +90,45 @@ pub(crate) async fn ensure_dev_token(
     Ok(fresh)
 }
 
+/// Writes `contents` to `path`, readable by the owner only (0600) from the start: a new file is
+/// created with that mode, an existing one is narrowed before anything is written to it.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_loopback_host;
+
+    #[cfg(unix)]
+    #[test]
+    fn token_file_is_private_from_the_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let fresh = dir.path().join("dev-token");
+        super::write_private(&fresh, "secret\n").unwrap();
+        assert_eq!(mode(&fresh), 0o600);
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "secret\n");
+        let old = dir.path().join("old-token");
+        std::fs::write(&old, "older and longer\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        super::write_private(&old, "new\n").unwrap();
+        assert_eq!(mode(&old), 0o600);
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "new\n");
+    }
 
     #[test]
     fn only_loopback_names_are_loopback_hosts() {

@@ -48,11 +48,7 @@ CREATE TABLE tokens (
 /// Opens the writer connection: WAL, `synchronous=FULL` (a commit is on disk before it is
 /// acknowledged), then runs the pending migrations.
 pub(super) fn open_writer(path: &Path) -> Result<Connection, StorageError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            StorageError::Unavailable(format!("cannot create {}: {e}", parent.display()))
-        })?;
-    }
+    create_private(path)?;
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
@@ -66,6 +62,31 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StorageError> {
     )?;
     migrate(&mut conn)?;
     Ok(conn)
+}
+
+/// Creates the database file (and its missing directories) readable by the owner only (file
+/// 0600, directories 0700) before SQLite opens it; SQLite gives its `-wal` and `-shm` files the
+/// database file's mode. An existing file is left as it is.
+fn create_private(path: &Path) -> Result<(), StorageError> {
+    let unavailable = |what: &Path, e: std::io::Error| {
+        StorageError::Unavailable(format!("cannot create {}: {e}", what.display()))
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(parent).map_err(|e| unavailable(parent, e))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(unavailable(path, e)),
+    }
 }
 
 /// Opens a read connection (WAL readers never block the writer).
@@ -104,6 +125,22 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn new_database_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data").join("persist.db");
+        drop(open_writer(&path).unwrap());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        let wal = path.with_file_name("persist.db-wal");
+        if wal.exists() {
+            assert_eq!(mode(&wal), 0o600);
+        }
+    }
 
     #[test]
     fn the_writer_is_wal_with_full_sync_and_migrations_are_idempotent() {
