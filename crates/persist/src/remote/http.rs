@@ -88,17 +88,26 @@ impl HttpRemote {
         builder: RequestBuilder,
         body: Option<String>,
     ) -> Result<(u16, String), RemoteError> {
+        let (response, text) = self.answer(builder, body).await?;
+        match check_status(&response, &text) {
+            Err(error) if !matches!(error.kind, RemoteErrorKind::Rejected { .. }) => Err(error),
+            _ => Ok((response.status(), text)),
+        }
+    }
+
+    /// The whole answer to an authorized request (JSON `body` if any), within the timeout.
+    async fn answer(
+        &self,
+        builder: RequestBuilder,
+        body: Option<String>,
+    ) -> Result<(Response, String), RemoteError> {
         let timer = Deadline::new(self.inner.timeout);
         let builder = self.authorized(builder).abort_signal(timer.signal.as_ref());
         let request = match body {
             Some(body) => builder.header("Content-Type", "application/json").body(body),
             None => builder.build(),
         };
-        let (response, text) = self.exchange_with(request, &timer).await?;
-        match check_status(&response, &text) {
-            Err(error) if !matches!(error.kind, RemoteErrorKind::Rejected { .. }) => Err(error),
-            _ => Ok((response.status(), text)),
-        }
+        self.exchange_with(request, &timer).await
     }
 
     pub(super) fn url(&self, path: &str) -> String {
@@ -117,13 +126,7 @@ impl HttpRemote {
         builder: RequestBuilder,
         body: Option<String>,
     ) -> Result<T, RemoteError> {
-        let timer = Deadline::new(self.inner.timeout);
-        let builder = self.authorized(builder).abort_signal(timer.signal.as_ref());
-        let request = match body {
-            Some(body) => builder.header("Content-Type", "application/json").body(body),
-            None => builder.build(),
-        };
-        let (response, text) = self.exchange_with(request, &timer).await?;
+        let (response, text) = self.answer(builder, body).await?;
         check_status(&response, &text)?;
         serde_json::from_str(&text).map_err(|e| {
             RemoteError::new(
