@@ -1,11 +1,21 @@
-//! The top bar: app name, save indicator, persistence panel toggle.
+//! The top bar: app name, save and sync indicators, the open-conflict link, persistence panel
+//! toggle.
 
 use yew::prelude::*;
 use yewdux::prelude::*;
 use yewdux_persist::status::{Connection, StorageKind, SyncStatus};
 use yewdux_persist::{use_persistence, PersistStatus};
 
-use crate::ui::Ui;
+use crate::ui::{Page, Ui};
+
+/// The header's conflict link text: `None` without open conflicts.
+pub(crate) fn conflicts_label(open: usize) -> Option<String> {
+    match open {
+        0 => None,
+        1 => Some("1 conflict".to_owned()),
+        n => Some(format!("{n} conflicts")),
+    }
+}
 
 /// What the save indicator says, and its CSS state.
 pub(crate) fn save_state(status: &PersistStatus) -> (&'static str, String) {
@@ -57,6 +67,27 @@ fn SyncIndicator() -> Html {
     }
 }
 
+/// "N conflicts", a link to the conflict page, while conflicts wait for the user.
+#[function_component]
+fn ConflictsLink() -> Html {
+    let persistence = use_persistence();
+    let on_page = *use_selector(|ui: &Ui| ui.page == Page::Conflicts);
+    let Some(text) = conflicts_label(persistence.status.sync.open_conflicts) else {
+        return Html::default();
+    };
+    html! {
+        <a
+            id="conflicts-link"
+            class={classes!("conflicts-link", on_page.then_some("active"))}
+            href={Page::CONFLICTS_HASH}
+            aria-current={on_page.then_some("page")}
+            title="Changes that conflict with the server's: decide which to keep"
+        >
+            { text }
+        </a>
+    }
+}
+
 #[function_component]
 fn SaveIndicator() -> Html {
     let persistence = use_persistence();
@@ -80,6 +111,7 @@ pub(crate) fn Header() -> Html {
             <h1 class="brand">{ "Workspace editor" }</h1>
             <SaveIndicator />
             <SyncIndicator />
+            <ConflictsLink />
             <button
                 class="button ghost"
                 aria-expanded={panel_open.to_string()}
@@ -108,5 +140,12 @@ mod tests {
         sync.connection = Connection::SignedOut;
         sync.pending = 1;
         assert_eq!(sync_state(&sync).unwrap().1, "signed out · 1 change to sync");
+    }
+
+    #[test]
+    fn the_conflict_link_counts_open_conflicts() {
+        assert_eq!(conflicts_label(0), None);
+        assert_eq!(conflicts_label(1).as_deref(), Some("1 conflict"));
+        assert_eq!(conflicts_label(4).as_deref(), Some("4 conflicts"));
     }
 }

@@ -1,6 +1,7 @@
 //! The app's components, one job per file.
 
 mod component_editor;
+mod conflicts_page;
 mod edit;
 mod editor;
 mod file_editor;

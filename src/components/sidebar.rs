@@ -1,19 +1,22 @@
-//! The sidebar: the four sections, a search filter, and the items of the open section.
+//! The sidebar: the four sections, the conflict page, a search filter, and the items of the
+//! open section.
 
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 use yewdux::prelude::*;
+use yewdux_persist::use_persistence;
 
 use crate::actions::{self, Entry};
 use crate::dom::value_of;
 use crate::store::Workspace;
-use crate::ui::{Section, Ui};
+use crate::ui::{Page, Section, Ui};
 
 #[function_component]
 pub(crate) fn Sidebar() -> Html {
     let (ui, ui_dispatch) = use_store::<Ui>();
     let dispatch = use_dispatch::<Workspace>();
     let section = ui.section;
+    let on_conflicts = ui.page == Page::Conflicts;
     // Re-render only when what the sidebar shows changes, not on every keystroke in an editor.
     let listing = use_selector_with_deps(
         |ws: &Workspace, (section, search): &(Section, String)| {
@@ -32,6 +35,7 @@ pub(crate) fn Sidebar() -> Html {
             Section::Settings => None,
         };
         let onclick = ui_dispatch.reduce_mut_callback(move |ui| {
+            ui.show_workspace();
             if ui.section != tab {
                 ui.section = tab;
                 ui.selected = None;
@@ -39,11 +43,12 @@ pub(crate) fn Sidebar() -> Html {
                 ui.search.clear();
             }
         });
+        let active = tab == section && !on_conflicts;
         html! {
             <li>
                 <button
-                    class={classes!("tab", (tab == section).then_some("active"))}
-                    aria-current={(tab == section).then_some("page")}
+                    class={classes!("tab", active.then_some("active"))}
+                    aria-current={active.then_some("page")}
                     {onclick}
                 >
                     <span>{ tab.title() }</span>
@@ -61,6 +66,7 @@ pub(crate) fn Sidebar() -> Html {
             Callback::from(move |_: MouseEvent| {
                 let id = dispatch.reduce_mut(|ws| actions::create(ws, section));
                 ui_dispatch.reduce_mut(|ui| {
+                    ui.show_workspace();
                     ui.selected = id;
                     ui.search.clear();
                 });
@@ -103,9 +109,35 @@ pub(crate) fn Sidebar() -> Html {
 
     html! {
         <nav class="sidebar" aria-label="Workspace">
-            <ul class="tabs">{ for tabs }</ul>
+            <ul class="tabs">
+                { for tabs }
+                <li><ConflictsTab active={on_conflicts} /></li>
+            </ul>
             { body }
         </nav>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+struct ConflictsTabProps {
+    active: bool,
+}
+
+/// The link to the conflict page, with the open-conflict count. Its own component: the
+/// persistence status changes on every save, and only this link shows it.
+#[function_component]
+fn ConflictsTab(props: &ConflictsTabProps) -> Html {
+    let open = use_persistence().status.sync.open_conflicts;
+    html! {
+        <a
+            id="conflicts-tab"
+            class={classes!("tab", "conflicts-tab", props.active.then_some("active"))}
+            href={Page::CONFLICTS_HASH}
+            aria-current={props.active.then_some("page")}
+        >
+            <span>{ "Conflicts" }</span>
+            <span class={classes!("count", (open > 0).then_some("has-conflicts"))}>{ open }</span>
+        </a>
     }
 }
 
@@ -133,7 +165,10 @@ fn ItemRow(props: &ItemRowProps) -> Html {
     }
     let open = {
         let id = entry.id.clone();
-        ui_dispatch.reduce_mut_callback(move |ui| ui.selected = Some(id.clone()))
+        ui_dispatch.reduce_mut_callback(move |ui| {
+            ui.show_workspace();
+            ui.selected = Some(id.clone());
+        })
     };
     let start_rename = {
         let id = entry.id.clone();

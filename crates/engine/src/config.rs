@@ -95,8 +95,8 @@ pub struct CollectionConfig {
     pub conflict: ConflictStrategy,
 }
 
-/// Who wins when the server changed an item this device also changed (found by the revision the
-/// local change was made from, never by timestamps).
+/// What happens when the server changed an item this device also changed (found by the revision
+/// the local change was made from, never by timestamps).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConflictStrategy {
@@ -106,6 +106,76 @@ pub enum ConflictStrategy {
     ServerWins,
     /// The local change is pushed again on top of the server's version and replaces it.
     ClientWins,
+    /// The version made last on the hybrid logical clock wins (the clock orders changes across
+    /// devices even when their wall clocks drift; wall time alone never decides). A server
+    /// version without a stamp (written by a CodeForge client) loses to a stamped local change.
+    LastWriterWins,
+    /// Field-level three-way merge against the last version both sides agreed on: a field
+    /// changed on one side takes that side, text fields changed on both sides merge line by
+    /// line where the edits do not overlap. What still conflicts is decided by the fallback.
+    Merge(MergeFallback),
+    /// Nothing is decided automatically: the conflict is kept with both versions until the user
+    /// resolves it; the item keeps its local value meanwhile and is not pushed.
+    Manual,
+    /// The resolver function the app registered for the collection decides (manual when none
+    /// is registered).
+    Custom,
+}
+
+/// What decides the fields a [`ConflictStrategy::Merge`] could not merge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeFallback {
+    /// The user, in the conflict center.
+    #[default]
+    Manual,
+    /// The server's side of each conflicting field.
+    ServerWins,
+    /// The local side of each conflicting field.
+    ClientWins,
+    /// The side whose change is newer on the hybrid logical clock.
+    LastWriterWins,
+}
+
+impl ConflictStrategy {
+    /// Every strategy, for pickers (merge with each fallback).
+    pub const ALL: [ConflictStrategy; 9] = [
+        ConflictStrategy::ServerWins,
+        ConflictStrategy::ClientWins,
+        ConflictStrategy::LastWriterWins,
+        ConflictStrategy::Merge(MergeFallback::Manual),
+        ConflictStrategy::Merge(MergeFallback::ServerWins),
+        ConflictStrategy::Merge(MergeFallback::ClientWins),
+        ConflictStrategy::Merge(MergeFallback::LastWriterWins),
+        ConflictStrategy::Manual,
+        ConflictStrategy::Custom,
+    ];
+
+    /// A short name for the UI (`merge, else manual`, ...).
+    pub fn label(self) -> &'static str {
+        match self {
+            ConflictStrategy::ServerWins => "server wins",
+            ConflictStrategy::ClientWins => "this device wins",
+            ConflictStrategy::LastWriterWins => "last writer wins",
+            ConflictStrategy::Merge(MergeFallback::Manual) => "merge, else ask",
+            ConflictStrategy::Merge(MergeFallback::ServerWins) => "merge, else server wins",
+            ConflictStrategy::Merge(MergeFallback::ClientWins) => "merge, else this device wins",
+            ConflictStrategy::Merge(MergeFallback::LastWriterWins) => {
+                "merge, else last writer wins"
+            }
+            ConflictStrategy::Manual => "ask",
+            ConflictStrategy::Custom => "app's resolver",
+        }
+    }
+
+    /// Whether the strategy reads the last agreed version (the base of a three-way merge),
+    /// which the local store then keeps per item.
+    pub fn needs_base(self) -> bool {
+        matches!(
+            self,
+            ConflictStrategy::Merge(_) | ConflictStrategy::Manual | ConflictStrategy::Custom
+        )
+    }
 }
 
 impl Default for CollectionConfig {

@@ -83,7 +83,7 @@ pub use action::{
 };
 pub use config::{
     AutoSyncConfig, AutoSyncConfigPatch, CollectionConfig, CollectionConfigPatch, ConfigError,
-    ConflictStrategy, PersistConfig, RetryPolicy,
+    ConflictStrategy, MergeFallback, PersistConfig, RetryPolicy,
 };
 pub use engine::Engine;
 pub use item::{Change, ItemKey, Payload};

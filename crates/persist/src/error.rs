@@ -32,6 +32,10 @@ pub enum Error {
     /// A sync failed; what it did before failing stays done, the rest stays queued.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The local store failed (IndexedDB unavailable, quota, unreadable data); nothing was
+    /// changed.
+    #[error("local storage: {0}")]
+    Storage(#[from] crate::local::StoreError),
     /// [`start`](crate::start) was called after the context's runtime had started.
     #[error("persistence already started in this context; call start before any persisted store is used")]
     AlreadyStarted,

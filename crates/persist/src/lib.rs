@@ -82,7 +82,9 @@
 //! | [`metrics`] | [`MetricsSnapshot`], the operation history, engine time |
 //! | [`error`] | [`Error`] and the flush failure it carries |
 //! | [`ui`] | [`use_persistence`], [`use_persistence_ready`], [`PersistenceDashboard`] |
+//! | [`conflict`] | conflict strategies, open conflicts, resolutions, the app's own resolver |
 //! | [`local`] | the [`LocalStore`](local::LocalStore) trait to store elsewhere; IndexedDB and memory stores |
+//! | [`merge`] | three-way merge of JSON values (conflict resolution), line diffs |
 //! | [`remote`] | the [`Remote`](remote::Remote) trait and the servers to sync with: [`HttpRemote`](remote::HttpRemote) (our protocol, live events), [`CodeForgeRemote`](remote::CodeForgeRemote), [`MemoryRemote`](remote::MemoryRemote) for tests |
 //! | `codeforge` (browser only) | CodeForge's global functions (`flush_persistence()`, ...) for ported code |
 //!
@@ -101,6 +103,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `dashboard` | yes | the [`PersistenceDashboard`] component |
+//! | `conflict-center` | yes | the [`ConflictCenter`] component: open conflicts, their differences, resolving them, per-collection strategies |
 //! | `testing` | no | failure injection in [`MemoryStore`](local::MemoryStore) and raw enqueues, for your tests |
 #![deny(missing_docs)]
 
@@ -109,6 +112,7 @@ mod binding;
 pub mod codeforge;
 pub mod error;
 pub mod local;
+pub mod merge;
 pub mod remote;
 mod runtime;
 mod sync;
@@ -122,9 +126,13 @@ pub use runtime::{PersistOptions, PersistStatus, Persistence, WeakPersistence};
 #[cfg(feature = "dashboard")]
 pub use ui::PersistenceDashboard;
 pub use ui::{use_persistence, use_persistence_ready};
+#[cfg(feature = "conflict-center")]
+pub use ui::{ConflictCenter, ConflictCenterProps, CONFLICT_CENTER_CSS};
 
 /// The names most apps import: `use yewdux_persist::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "conflict-center")]
+    pub use crate::ui::ConflictCenter;
     #[cfg(feature = "dashboard")]
     pub use crate::ui::PersistenceDashboard;
     pub use crate::ui::{use_persistence, use_persistence_ready};
@@ -138,7 +146,21 @@ pub mod config {
     pub use persist_engine::config::RetryPolicy;
     pub use persist_engine::{
         AutoSyncConfig, CollectionConfig, CollectionConfigPatch, ConfigError, ConflictStrategy,
+        MergeFallback,
     };
+}
+
+/// Conflicts: how each collection decides them ([`ConflictStrategy`](conflict::ConflictStrategy),
+/// set per collection in [`CollectionConfig::conflict`]), the ones left to the user
+/// ([`Conflict`](conflict::Conflict), listed by [`Persistence::conflicts`] and settled with a
+/// [`Resolution`](conflict::Resolution) by [`Persistence::resolve_conflict`]), and an app's own
+/// [`Resolver`](conflict::Resolver) ([`PersistOptions::resolver`]).
+///
+/// How merging works is in [`merge`].
+pub mod conflict {
+    pub use crate::local::{Conflict, ConflictCase, Resolution, Resolver};
+    pub use crate::merge::Side;
+    pub use persist_engine::{ConflictStrategy, MergeFallback};
 }
 
 /// What the runtime reports: its status, the items it could not handle, and subscriptions.

@@ -233,6 +233,25 @@ impl Browser {
         self.command(reqwest::Method::POST, &format!("/element/{id}/value"), json!({"text": text}))
             .await;
     }
+
+    /// A PNG of the window (WebDriver's screenshot).
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let encoded = self.command(reqwest::Method::GET, "/screenshot", Value::Null).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().expect("base64 text"))
+            .expect("a base64 PNG")
+    }
+
+    /// Sets the window's size in CSS pixels.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.command(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({"width": width, "height": height}),
+        )
+        .await;
+    }
 }
 
 impl Drop for Browser {

@@ -6,10 +6,14 @@ use std::collections::{BTreeMap, VecDeque};
 
 use persist_engine::{Change, WriteBatch};
 
-use super::plan::{plan_batch, EntryWrite, ItemState, ItemWrite, KnownWrite};
+use super::plan::{
+    plan_batch, plan_resolution, ConflictWrite, EntryWrite, ItemPlan, ItemState, ItemWrite,
+    KnownWrite,
+};
 use super::{
-    DeadLetter, ItemSync, LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry,
-    PendingPush, StorageKind, StoreError, StoredItem, SyncApplied, SyncBatch, SyncRules,
+    Conflict, DeadLetter, ItemSync, LoadedItems, LocalFuture, LocalStore, LocalStoreStats,
+    OutboxEntry, PendingPush, Resolution, StorageKind, StoreError, StoredItem, SyncApplied,
+    SyncBatch, SyncRules,
 };
 use persist_protocol::{OpId, Revision};
 
@@ -27,6 +31,7 @@ pub struct MemoryStore {
     outbox: RefCell<BTreeMap<(String, String), OutboxEntry>>,
     known: RefCell<BTreeMap<(String, String), ItemSync>>,
     dead: RefCell<BTreeMap<(String, String), DeadLetter>>,
+    conflicts: RefCell<BTreeMap<(String, String), Conflict>>,
     meta: RefCell<BTreeMap<String, String>>,
     injected_failures: RefCell<VecDeque<StoreError>>,
     stats: Cell<LocalStoreStats>,
@@ -158,7 +163,14 @@ impl LocalStore for MemoryStore {
     }
 
     fn outbox<'a>(&'a self, limit: usize) -> LocalFuture<'a, Result<Vec<OutboxEntry>, StoreError>> {
-        let mut entries: Vec<OutboxEntry> = self.outbox.borrow().values().cloned().collect();
+        let open = self.conflicts.borrow();
+        let mut entries: Vec<OutboxEntry> = self
+            .outbox
+            .borrow()
+            .iter()
+            .filter(|(key, _)| !open.contains_key(*key))
+            .map(|(_, entry)| entry.clone())
+            .collect();
         entries.sort_by(|a, b| a.push_order().cmp(&b.push_order()));
         entries.truncate(limit);
         Box::pin(async move { Ok(entries) })
@@ -263,32 +275,71 @@ impl LocalStore for MemoryStore {
         }
         Box::pin(async { Ok(()) })
     }
+
+    fn conflicts(&self) -> LocalFuture<'_, Result<Vec<Conflict>, StoreError>> {
+        let open = self.conflicts.borrow().values().cloned().collect();
+        Box::pin(async move { Ok(open) })
+    }
+
+    fn resolve_conflict<'a>(
+        &'a self,
+        collection: &'a str,
+        id: &'a str,
+        resolution: &'a Resolution,
+        stamp: &'a persist_protocol::Hlc,
+        keep_base: bool,
+    ) -> LocalFuture<'a, Result<Option<SyncApplied>, StoreError>> {
+        let key = (collection.to_owned(), id.to_owned());
+        let state = self.state_of(&key);
+        let result = state.conflict.as_ref().map(|open| {
+            let plan = plan_resolution(open, &state, resolution, stamp, keep_base);
+            let mut report = SyncApplied::default();
+            report.add(collection, id, &plan);
+            self.carry_out(vec![(key, plan)]);
+            report
+        });
+        Box::pin(async move { Ok(result) })
+    }
 }
 
 impl MemoryStore {
+    /// What `key` looks like now, for the plans.
+    fn state_of(&self, key: &(String, String)) -> ItemState {
+        ItemState {
+            entry: self.outbox.borrow().get(key).cloned(),
+            known: self.known.borrow().get(key).cloned(),
+            local: self
+                .collections
+                .borrow()
+                .get(&key.0)
+                .and_then(|items| items.get(&key.1))
+                .cloned(),
+            conflict: self.conflicts.borrow().get(key).cloned(),
+        }
+    }
+
     fn apply_sync_now(
         &self,
         batch: SyncBatch<'_>,
         rules: &SyncRules,
     ) -> Result<SyncApplied, StoreError> {
         let keys = batch.keys();
-        let mut states = {
-            let collections = self.collections.borrow();
-            let (outbox, known) = (self.outbox.borrow(), self.known.borrow());
-            keys.into_iter()
-                .map(|key| {
-                    let state = ItemState {
-                        entry: outbox.get(&key).cloned(),
-                        known: known.get(&key).cloned(),
-                        local: collections.get(&key.0).and_then(|items| items.get(&key.1)).cloned(),
-                    };
-                    (key, state)
-                })
-                .collect()
-        };
+        let mut states = keys.into_iter().map(|key| (key.clone(), self.state_of(&key))).collect();
         let (plans, report) = plan_batch(&batch, rules, &mut states);
+        self.carry_out(plans);
+        if let SyncBatch::Pulled { checkpoint, .. } = batch {
+            self.meta.borrow_mut().insert(CHECKPOINT_KEY.to_owned(), checkpoint.to_string());
+        }
+        Ok(report)
+    }
+}
+
+impl MemoryStore {
+    /// Writes `plans` (what `plan.rs` decided).
+    fn carry_out(&self, plans: Vec<((String, String), ItemPlan)>) {
         let mut collections = self.collections.borrow_mut();
         let (mut outbox, mut known) = (self.outbox.borrow_mut(), self.known.borrow_mut());
+        let mut conflicts = self.conflicts.borrow_mut();
         for (key, plan) in plans {
             match plan.item {
                 ItemWrite::Keep => {}
@@ -309,14 +360,15 @@ impl MemoryStore {
                 KnownWrite::Set(sync) => drop(known.insert(key.clone(), sync)),
                 KnownWrite::Clear => drop(known.remove(&key)),
             }
+            match plan.conflict {
+                ConflictWrite::Keep => {}
+                ConflictWrite::Set(open) => drop(conflicts.insert(key.clone(), *open)),
+                ConflictWrite::Remove => drop(conflicts.remove(&key)),
+            }
             if let Some(letter) = plan.dead {
                 self.dead.borrow_mut().insert(key, letter);
             }
         }
-        if let SyncBatch::Pulled { checkpoint, .. } = batch {
-            self.meta.borrow_mut().insert(CHECKPOINT_KEY.to_owned(), checkpoint.to_string());
-        }
-        Ok(report)
     }
 }
 

@@ -13,18 +13,20 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+mod conflict;
 mod indexeddb;
 mod memory;
 mod outbox;
 mod plan;
 
+pub use conflict::{Conflict, ConflictCase, Resolution, Resolver};
 pub use indexeddb::{BlockedHook, IndexedDbStore, Migration, MigrationHook, Schema};
 pub use memory::MemoryStore;
 pub use outbox::{ItemSync, OutboxEntry};
 pub use persist_engine::{
     BatchId, Change, ItemKey, Payload, QueuedOp, WriteBatch, WriteError, WriteErrorKind,
 };
-pub use plan::{DeadLetter, SyncApplied, SyncBatch, SyncRules};
+pub use plan::{DeadLetter, PushAnswer, SyncApplied, SyncBatch, SyncRules};
 
 /// A boxed, non-`Send` future (the browser is single-threaded).
 pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -195,7 +197,8 @@ pub trait LocalStore: fmt::Debug + 'static {
 
     /// The next changes to push, oldest first, at most `limit`: each outbox entry with its base
     /// revision filled in (from the item's [`ItemSync`] unless the entry was re-based) and the
-    /// item's current value (`None` for a delete).
+    /// item's current value (`None` for a delete). Items with an open [`Conflict`] are left out
+    /// until the user resolves it.
     ///
     /// The sync methods have defaults that refuse, so a store written before sync existed still
     /// works locally; the runtime reports the error when a remote is configured.
@@ -259,6 +262,28 @@ pub trait LocalStore: fmt::Debug + 'static {
         retry: bool,
     ) -> LocalFuture<'a, Result<(), StoreError>> {
         let _ = (collection, id, retry);
+        Box::pin(async { Err(sync_unsupported()) })
+    }
+
+    /// The open conflicts, waiting for the user (see [`Conflict`]).
+    fn conflicts(&self) -> LocalFuture<'_, Result<Vec<Conflict>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Resolves the open conflict of an item in one transaction: writes the chosen value, puts
+    /// it in the outbox as a new change stamped `stamp` on top of the server's revision the
+    /// conflict saw (none when the choice is the server's version), and closes the conflict.
+    /// `keep_base` says whether the collection keeps merge bases. `None` when the item has no
+    /// open conflict (resolved already, e.g. in another tab); otherwise what changed locally.
+    fn resolve_conflict<'a>(
+        &'a self,
+        collection: &'a str,
+        id: &'a str,
+        resolution: &'a Resolution,
+        stamp: &'a persist_protocol::Hlc,
+        keep_base: bool,
+    ) -> LocalFuture<'a, Result<Option<SyncApplied>, StoreError>> {
+        let _ = (collection, id, resolution, stamp, keep_base);
         Box::pin(async { Err(sync_unsupported()) })
     }
 }

@@ -81,6 +81,10 @@ pub struct ItemSync {
     pub revision: Revision,
     /// The stamp of that version, when the server had one.
     pub hlc: Option<Hlc>,
+    /// That version's value as JSON text, kept for collections that merge: the last version
+    /// both sides agreed on, the base of a three-way merge. Written together with `revision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 /// An outbox entry as the first layout wrote it (before op ids, base revisions and stamps).

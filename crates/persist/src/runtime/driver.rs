@@ -109,10 +109,9 @@ impl Inner {
                 tabs: RefCell::new(None),
                 page_exit: RefCell::new(None),
                 node,
-                sync: options
-                    .remote
-                    .clone()
-                    .map(|remote| SyncState::new(remote, options.push_batch)),
+                sync: options.remote.clone().map(|remote| {
+                    SyncState::new(remote, options.push_batch, options.resolvers.clone())
+                }),
             }
         })
     }

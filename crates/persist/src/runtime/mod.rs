@@ -5,13 +5,14 @@
 //! state and the loop that carries out the engine's actions live in `driver.rs`; what the yewdux
 //! binding calls (queueing changes, loading bookkeeping) in `glue.rs`; the page-exit flush in
 //! `lifecycle.rs`; other tabs' commits in `tabs.rs`; what users see in `status.rs`; the sync runs,
-//! live events and the sync API in `sync.rs`, the server's health in `health.rs`, which tab talks
+//! live events and the sync API in `sync.rs`, conflicts waiting for the user in `conflicts.rs`, the server's health in `health.rs`, which tab talks
 //! to the server in `leader.rs`. Timers, event
 //! listeners and the channel are dropped with the runtime; every callback holds only a weak
 //! reference, so nothing keeps the runtime alive but its handles (and the tasks writing right
 //! now).
 
 pub(crate) mod clock;
+mod conflicts;
 mod driver;
 mod glue;
 mod handle;

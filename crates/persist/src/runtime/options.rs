@@ -1,12 +1,13 @@
 //! [`PersistOptions`]: how the runtime is set up (database, storage, collection settings).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
 
 use persist_engine::config::RetryPolicy;
-use persist_engine::{AutoSyncConfig, CollectionConfig, PersistConfig};
+use persist_engine::{AutoSyncConfig, CollectionConfig, ConflictStrategy, PersistConfig};
 
-use crate::local::{Durability, LocalStore, MigrationHook};
+use crate::local::{Durability, LocalStore, MigrationHook, Resolver};
 use crate::remote::Remote;
 
 /// Changes per push when the app does not choose.
@@ -39,6 +40,7 @@ pub struct PersistOptions {
     pub(crate) durability: Durability,
     pub(crate) remote: Option<Rc<dyn Remote>>,
     pub(crate) push_batch: usize,
+    pub(crate) resolvers: BTreeMap<String, Resolver>,
 }
 
 impl fmt::Debug for PersistOptions {
@@ -55,6 +57,7 @@ impl fmt::Debug for PersistOptions {
             .field("durability", &self.durability)
             .field("remote", &self.remote)
             .field("push_batch", &self.push_batch)
+            .field("resolvers", &self.resolvers.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -84,6 +87,7 @@ impl PersistOptions {
             durability: Durability::default(),
             remote: None,
             push_batch: DEFAULT_PUSH_BATCH,
+            resolvers: BTreeMap::new(),
         }
     }
 
@@ -114,6 +118,23 @@ impl PersistOptions {
     /// Most changes per push request (default 100, at most the protocol's 1,000).
     pub fn push_batch(mut self, ops: usize) -> Self {
         self.push_batch = ops.clamp(1, persist_protocol::MAX_PUSH_OPS);
+        self
+    }
+
+    /// Lets `resolver` decide the conflicts of `collection`, and sets the collection's strategy
+    /// to [`ConflictStrategy::Custom`] (configure the collection first when it has other
+    /// settings). The resolver returns `None` to leave a conflict to the user.
+    pub fn resolver(mut self, collection: impl Into<String>, resolver: Resolver) -> Self {
+        let collection = collection.into();
+        let mut config = self
+            .config
+            .collections
+            .get(&collection)
+            .cloned()
+            .unwrap_or_else(|| self.config.default_collection.clone());
+        config.conflict = ConflictStrategy::Custom;
+        self.config.collections.insert(collection.clone(), config);
+        self.resolvers.insert(collection, resolver);
         self
     }
 

@@ -92,7 +92,8 @@ pub struct SyncStatus {
     pub connection: Connection,
     /// Whether this tab is the one that talks to the server.
     pub leader: bool,
-    /// Local changes not yet acknowledged by the server (the outbox).
+    /// Local changes not yet acknowledged by the server (the outbox), those waiting for the
+    /// user's decision in an open conflict left out.
     pub pending: usize,
     /// Whether a sync runs now.
     pub syncing: bool,
@@ -108,6 +109,12 @@ pub struct SyncStatus {
     pub conflicts: usize,
     /// Local changes replaced by the server's version this session (server-wins conflicts).
     pub overruled: usize,
+    /// Conflicts merged automatically this session (three-way merge, or the app's resolver).
+    #[serde(default)]
+    pub merged: usize,
+    /// Conflicts waiting for the user now (on this device; see `Persistence::conflicts`).
+    #[serde(default)]
+    pub open_conflicts: usize,
     /// Changes the server rejected for good; retry or discard them.
     pub dead_letters: Vec<DeadLetterView>,
 }

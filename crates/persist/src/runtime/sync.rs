@@ -102,7 +102,7 @@ impl Inner {
     }
 
     /// The conflict strategy of every configured collection.
-    fn sync_rules(&self) -> SyncRules {
+    pub(super) fn sync_rules(&self) -> SyncRules {
         let engine = self.engine.borrow();
         let config = engine.config();
         SyncRules {
@@ -114,6 +114,7 @@ impl Inner {
                 .iter()
                 .map(|(name, collection)| (name.clone(), collection.conflict))
                 .collect(),
+            resolvers: self.sync.as_ref().map(|state| state.resolvers.clone()).unwrap_or_default(),
         }
     }
 
@@ -137,6 +138,7 @@ impl Inner {
         let mut status = self.status.borrow_mut();
         status.sync.conflicts += applied.conflicts;
         status.sync.overruled += applied.overruled;
+        status.sync.merged += applied.merged;
         status.sync.progress = SyncProgress::Idle;
         status.sync.syncs += 1;
         match result {
@@ -191,7 +193,7 @@ impl Inner {
 
     /// Brings pulled and conflict-resolved values into the yewdux stores, and tells the other
     /// tabs (which read them from storage).
-    fn apply_remote_changes(self: &Rc<Self>, applied: &SyncApplied) {
+    pub(super) fn apply_remote_changes(self: &Rc<Self>, applied: &SyncApplied) {
         let mut by_collection: BTreeMap<&str, Vec<(String, Option<String>)>> = BTreeMap::new();
         {
             let engine = self.engine.borrow();
@@ -229,6 +231,12 @@ impl Inner {
         let store = self.store.borrow().clone();
         let pending = store.outbox_len().await;
         let dead = store.dead_letters().await;
+        let open = store.conflicts().await.map(|open| open.len());
+        if let Ok(open) = open {
+            self.status.borrow_mut().sync.open_conflicts = open;
+        }
+        // A change waiting for the user's decision is not pushed: it is not "to sync".
+        let pending = pending.map(|count| count.saturating_sub(open.unwrap_or(0)));
         if let Ok(count) = pending {
             self.status.borrow_mut().sync.pending = count;
             self.engine.borrow_mut().set_pending_remote(clock::now(), count);

@@ -2,13 +2,14 @@
 //! can hold it without importing `sync.rs`, which imports the driver.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use futures::channel::oneshot;
 use persist_engine::{SyncError, SyncId};
 use persist_protocol::Revision;
 
+use crate::local::Resolver;
 use crate::remote::{Remote, Subscription};
 
 /// Told how the sync run serving a `sync_now` ended.
@@ -18,6 +19,8 @@ pub(super) type SyncWaiter = oneshot::Sender<Result<(), SyncError>>;
 pub(super) struct SyncState {
     pub(super) remote: Rc<dyn Remote>,
     pub(super) push_batch: usize,
+    /// The app's conflict resolvers, per collection.
+    pub(super) resolvers: BTreeMap<String, Resolver>,
     /// The next run pulls everything again (`Persistence::pull_all`).
     pub(super) full_pull: Cell<bool>,
     pub(super) waiters: RefCell<HashMap<SyncId, Vec<SyncWaiter>>>,
@@ -37,10 +40,15 @@ pub(super) struct SyncState {
 }
 
 impl SyncState {
-    pub(super) fn new(remote: Rc<dyn Remote>, push_batch: usize) -> Self {
+    pub(super) fn new(
+        remote: Rc<dyn Remote>,
+        push_batch: usize,
+        resolvers: BTreeMap<String, Resolver>,
+    ) -> Self {
         SyncState {
             remote,
             push_batch,
+            resolvers,
             full_pull: Cell::new(false),
             waiters: RefCell::new(HashMap::new()),
             events: RefCell::new(None),

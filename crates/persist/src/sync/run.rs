@@ -17,7 +17,9 @@ use persist_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::local::{LocalStore, OutboxEntry, StoreError, SyncApplied, SyncBatch, SyncRules};
+use crate::local::{
+    LocalStore, OutboxEntry, PendingPush, PushAnswer, StoreError, SyncApplied, SyncBatch, SyncRules,
+};
 use crate::remote::{Remote, RemoteError, RemoteErrorKind};
 
 /// What a running sync is doing, for progress bars.
@@ -131,23 +133,28 @@ async fn push(
         if pending.is_empty() {
             break;
         }
-        let mut entries = Vec::with_capacity(pending.len());
+        let mut sent = Vec::with_capacity(pending.len());
         let mut ops = Vec::with_capacity(pending.len());
         let mut unreadable = Vec::new();
         for item in pending {
             match push_op(&item.entry, item.value.as_deref()) {
                 Ok(op) => {
                     ops.push(op);
-                    entries.push(item.entry);
+                    sent.push(item);
                 }
-                Err(message) => unreadable.push((item.entry, rejected(message))),
+                Err(message) => unreadable.push(PushAnswer {
+                    entry: item.entry,
+                    value: item.value,
+                    outcome: rejected(message),
+                }),
             }
         }
-        let (mut answers, head) = send(remote, &entries, ops).await?;
+        let (mut answers, head) = send(remote, &sent, ops).await?;
         report.head = report.head.max(head);
-        for (entry, outcome) in &answers {
-            if let PushOutcome::Applied { revision } = outcome {
-                report.acknowledged.insert((entry.collection.clone(), entry.id.clone()), *revision);
+        for answer in &answers {
+            if let PushOutcome::Applied { revision } = answer.outcome {
+                let key = (answer.entry.collection.clone(), answer.entry.id.clone());
+                report.acknowledged.insert(key, revision);
             }
         }
         answers.extend(unreadable);
@@ -164,9 +171,9 @@ async fn push(
 /// refused as a whole is split; a single op refused that way is answered as rejected.
 async fn send(
     remote: &dyn Remote,
-    entries: &[OutboxEntry],
+    entries: &[PendingPush],
     ops: Vec<PushOp>,
-) -> Result<(Vec<(OutboxEntry, PushOutcome)>, Revision), SyncFailure> {
+) -> Result<(Vec<PushAnswer>, Revision), SyncFailure> {
     let mut answers = Vec::with_capacity(ops.len());
     let mut head = 0;
     // Pending slices, as (start, end) into entries/ops, processed front first.
@@ -189,11 +196,20 @@ async fn send(
                 }
                 head = head.max(response.revision);
                 let pairs = entries[start..end].iter().cloned().zip(response.results);
-                answers.extend(pairs.map(|(entry, result)| (entry, result.outcome)));
+                answers.extend(pairs.map(|(sent, result)| PushAnswer {
+                    entry: sent.entry,
+                    value: sent.value,
+                    outcome: result.outcome,
+                }));
             }
             Err(error) if matches!(error.kind, RemoteErrorKind::Rejected { .. }) => {
                 if end - start == 1 {
-                    answers.push((entries[start].clone(), rejected(error.message)));
+                    let sent = entries[start].clone();
+                    answers.push(PushAnswer {
+                        entry: sent.entry,
+                        value: sent.value,
+                        outcome: rejected(error.message),
+                    });
                 } else {
                     let middle = start + (end - start) / 2;
                     todo.push((middle, end));

@@ -47,6 +47,10 @@ pub struct DashboardProps {
     /// Heading of the panel.
     #[prop_or(AttrValue::Static("Persistence"))]
     pub title: AttrValue,
+    /// Where the open-conflict count links to (the app's conflict page, e.g. one showing a
+    /// `ConflictCenter`); without it the count is plain text.
+    #[prop_or_default]
+    pub conflicts_href: Option<AttrValue>,
 }
 
 fn format_duration(duration: Duration) -> String {
@@ -212,7 +216,13 @@ pub fn PersistenceDashboard(props: &DashboardProps) -> Html {
                 <button onclick={reset}>{ "Reset metrics" }</button>
             </div>
             if status.sync.connection != Connection::LocalOnly {
-                { sync_section(&state.persistence, &status.sync, ago, stat) }
+                { sync_section(
+                    &state.persistence,
+                    &status.sync,
+                    props.conflicts_href.as_ref(),
+                    ago,
+                    stat,
+                ) }
             }
         </section>
     }

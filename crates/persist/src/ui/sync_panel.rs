@@ -1,5 +1,7 @@
 //! The dashboard's sync section: connection badge, changes to push, last sync, progress,
-//! conflicts, dead letters (retry / discard), and the manual operations.
+//! conflicts (found, merged, overruled, and the open ones waiting for the user, linked to the
+//! app's conflict page when it has one), dead letters (retry / discard), and the manual
+//! operations.
 
 use yew::prelude::*;
 
@@ -17,6 +19,8 @@ pub(super) const SYNC_CSS: &str = r#"
 .yp-dead { display: flex; gap: 8px; align-items: center; margin: 4px 0; }
 .yp-dead span { flex: 1; word-break: break-word; }
 .yp-dead button { font: inherit; font-size: 12px; }
+.yp-open-conflicts b a { color: inherit; }
+.yp-open-conflicts.yp-has-open b { color: var(--yp-warn-fg, #7a5200); }
 "#;
 
 /// The badge class and label of a connection.
@@ -46,10 +50,27 @@ fn progress_bar(progress: SyncProgress) -> Html {
     }
 }
 
-/// The section, for a runtime with a remote.
+/// The open-conflict count, a link to `conflicts_href` when there is one.
+fn open_conflicts(count: usize, conflicts_href: Option<&AttrValue>) -> Html {
+    let value = match conflicts_href {
+        Some(href) => html! {
+            <a class="yp-conflicts-link" href={href.clone()} title="Resolve the open conflicts">{ count }</a>
+        },
+        None => html! { count },
+    };
+    html! {
+        <div class={classes!("yp-stat", "yp-open-conflicts", (count > 0).then_some("yp-has-open"))}>
+            <b>{ value }</b><span>{ "open conflicts" }</span>
+        </div>
+    }
+}
+
+/// The section, for a runtime with a remote; the open-conflict count links to `conflicts_href`
+/// when given.
 pub(super) fn sync_section(
     persistence: &Persistence,
     sync: &SyncStatus,
+    conflicts_href: Option<&AttrValue>,
     ago: impl Fn(f64) -> String,
     stat: impl Fn(&str, Html) -> Html,
 ) -> Html {
@@ -85,7 +106,11 @@ pub(super) fn sync_section(
             <div class="yp-row">
                 <div class="yp-stat"><b class="yp-pending">{ sync.pending }</b><span>{ "to push" }</span></div>
                 { stat("last sync", html! { last_sync }) }
+            </div>
+            <div class="yp-row">
+                { open_conflicts(sync.open_conflicts, conflicts_href) }
                 { stat("conflicts", html! { sync.conflicts }) }
+                { stat("merged", html! { sync.merged }) }
                 { stat("overruled", html! { sync.overruled }) }
             </div>
             { progress_bar(sync.progress) }

@@ -4,8 +4,9 @@
 //! |---|---|---|
 //! | one per collection (`files`, ...) | the item id | the item (see `codec.rs`) |
 //! | `__outbox` | `[collection, id]` | an [`OutboxEntry`]; index `by_hlc` orders the push |
-//! | `__sync` | `[collection, id]` | an [`ItemSync`](crate::local::ItemSync) |
+//! | `__sync` | `[collection, id]` | an [`ItemSync`](crate::local::ItemSync) (with the merge base, for collections that merge) |
 //! | `__dead` | `[collection, id]` | a [`DeadLetter`](crate::local::DeadLetter): a change the server rejected for good |
+//! | `__conflicts` | `[collection, id]` | a [`Conflict`](crate::local::Conflict) waiting for the user (its outbox entry is not pushed meanwhile) |
 //! | `__meta` | a name | a string (e.g. `initialized:<collection>`, `sync:checkpoint`) |
 //!
 //! Every upgrade (a new collection, a higher configured version, an older layout) runs
@@ -36,6 +37,8 @@ pub(super) const OUTBOX_STORE: &str = "__outbox";
 pub(super) const SYNC_STORE: &str = "__sync";
 /// Object store of the changes the server rejected for good.
 pub(super) const DEAD_STORE: &str = "__dead";
+/// Object store of the conflicts waiting for the user.
+pub(super) const CONFLICT_STORE: &str = "__conflicts";
 /// Object store of bookkeeping values.
 pub(super) const META_STORE: &str = "__meta";
 /// Index of `__outbox` in push order (the change's HLC stamp).
@@ -43,7 +46,8 @@ pub(super) const OUTBOX_ORDER_INDEX: &str = "by_hlc";
 const OUTBOX_ORDER_PATH: [&str; 3] = ["hlc.wall_ms", "hlc.counter", "hlc.node"];
 
 /// The stores every database of this crate has, besides its collections.
-pub(super) const BOOKKEEPING_STORES: [&str; 4] = [OUTBOX_STORE, SYNC_STORE, DEAD_STORE, META_STORE];
+pub(super) const BOOKKEEPING_STORES: [&str; 5] =
+    [OUTBOX_STORE, SYNC_STORE, DEAD_STORE, CONFLICT_STORE, META_STORE];
 
 /// A schema upgrade about to happen: the app's migration hook sees it inside the upgrade
 /// transaction, after the runtime has created the object stores it needs.

@@ -25,9 +25,9 @@ use self::connection::Connection;
 use self::errors::js_error_message;
 use self::layout::{has_store, META_STORE, OUTBOX_ORDER_INDEX, OUTBOX_STORE};
 use super::{
-    DeadLetter, Durability, LoadedItems, LocalFuture, LocalStore, LocalStoreStats, OutboxEntry,
-    PendingPush, StorageKind, StoreError, StoredItem, SyncApplied, SyncBatch, SyncRules,
-    UnreadableItem,
+    Conflict, DeadLetter, Durability, LoadedItems, LocalFuture, LocalStore, LocalStoreStats,
+    OutboxEntry, PendingPush, Resolution, StorageKind, StoreError, StoredItem, SyncApplied,
+    SyncBatch, SyncRules, UnreadableItem,
 };
 
 /// A [`LocalStore`] on IndexedDB. One connection per store, opened lazily; object stores are
@@ -390,6 +390,21 @@ impl LocalStore for IndexedDbStore {
         retry: bool,
     ) -> LocalFuture<'a, Result<(), StoreError>> {
         Box::pin(self.write_settled_dead_letter(collection, id, retry))
+    }
+
+    fn conflicts(&self) -> LocalFuture<'_, Result<Vec<Conflict>, StoreError>> {
+        Box::pin(self.read_conflicts())
+    }
+
+    fn resolve_conflict<'a>(
+        &'a self,
+        collection: &'a str,
+        id: &'a str,
+        resolution: &'a Resolution,
+        stamp: &'a persist_protocol::Hlc,
+        keep_base: bool,
+    ) -> LocalFuture<'a, Result<Option<SyncApplied>, StoreError>> {
+        Box::pin(self.write_resolution(collection, id, resolution, stamp, keep_base))
     }
 }
 

@@ -4,17 +4,24 @@
 use std::collections::BTreeMap;
 
 use indexed_db_futures::error::Error as IdbError;
+use indexed_db_futures::object_store::ObjectStore;
 use indexed_db_futures::prelude::*;
-use indexed_db_futures::transaction::TransactionMode;
+use indexed_db_futures::transaction::{Transaction, TransactionMode};
 use persist_protocol::{PushOutcome, Revision};
 use wasm_bindgen::JsValue;
 
-use super::layout::{DEAD_STORE, META_STORE, OUTBOX_ORDER_INDEX, OUTBOX_STORE, SYNC_STORE};
+use super::layout::{
+    CONFLICT_STORE, DEAD_STORE, META_STORE, OUTBOX_ORDER_INDEX, OUTBOX_STORE, SYNC_STORE,
+};
 use super::{codec, from_js_json, from_stored, item_key, to_js_json, IndexedDbStore};
 use crate::local::memory::CHECKPOINT_KEY;
-use crate::local::plan::{plan_batch, EntryWrite, ItemState, ItemWrite, Key, KnownWrite};
+use crate::local::plan::{
+    plan_batch, plan_resolution, ConflictWrite, EntryWrite, ItemPlan, ItemState, ItemWrite, Key,
+    KnownWrite,
+};
 use crate::local::{
-    DeadLetter, ItemSync, OutboxEntry, PendingPush, StoreError, SyncApplied, SyncBatch, SyncRules,
+    Conflict, DeadLetter, ItemSync, OutboxEntry, PendingPush, Resolution, StoreError, SyncApplied,
+    SyncBatch, SyncRules,
 };
 
 /// A stored record read inside a transaction, or a `DataError` that aborts it.
@@ -40,17 +47,24 @@ impl IndexedDbStore {
         let result = async {
             let tx = db.transaction(scope.as_slice()).build()?;
             let outbox = tx.object_store(OUTBOX_STORE)?;
+            // Items with an open conflict wait for the user: read that many more, leave them out.
+            let open = conflict_keys(&tx).await?;
+            let wanted = limit.saturating_add(u32::try_from(open.len()).unwrap_or(u32::MAX));
             let values: Vec<JsValue> = outbox
                 .index(OUTBOX_ORDER_INDEX)?
                 .get_all::<JsValue>()
-                .with_limit(limit)
+                .with_limit(wanted)
                 .primitive()?
                 .await?
                 .collect::<Result<_, _>>()?;
             let mut entries = Vec::with_capacity(values.len());
             for value in values {
-                entries.push(from_js_json::<OutboxEntry>(&value).map_err(super::data_error)?);
+                let entry = from_js_json::<OutboxEntry>(&value).map_err(super::data_error)?;
+                if !open.contains(&(entry.collection.clone(), entry.id.clone())) {
+                    entries.push(entry);
+                }
             }
+            entries.truncate(limit as usize);
             entries.sort_by(|a, b| a.push_order().cmp(&b.push_order()));
             let known_store = tx.object_store(SYNC_STORE)?;
             let mut requests = Vec::with_capacity(entries.len());
@@ -106,14 +120,15 @@ impl IndexedDbStore {
         self.connection.ensure(&collections).await?;
         let db = self.connection.get().await?;
         let mut scope: Vec<&str> = collections.iter().map(String::as_str).collect();
-        scope.extend([OUTBOX_STORE, SYNC_STORE, DEAD_STORE, META_STORE]);
+        scope.extend([OUTBOX_STORE, SYNC_STORE, DEAD_STORE, CONFLICT_STORE, META_STORE]);
         let result = async {
             let tx =
                 db.transaction(scope.as_slice()).with_mode(TransactionMode::Readwrite).build()?;
-            let (outbox, known_store, dead) = (
+            let (outbox, known_store, dead, conflicts) = (
                 tx.object_store(OUTBOX_STORE)?,
                 tx.object_store(SYNC_STORE)?,
                 tx.object_store(DEAD_STORE)?,
+                tx.object_store(CONFLICT_STORE)?,
             );
             // Read only what the rules will look at: each request is a round trip through the
             // browser's event loop, and most items need one or two of the three reads. Pushed:
@@ -122,8 +137,8 @@ impl IndexedDbStore {
             let needs_local: std::collections::BTreeSet<Key> = match batch {
                 SyncBatch::Pushed(answers) => answers
                     .iter()
-                    .filter(|(_, outcome)| matches!(outcome, PushOutcome::Conflict { .. }))
-                    .map(|(e, _)| (e.collection.clone(), e.id.clone()))
+                    .filter(|a| matches!(a.outcome, PushOutcome::Conflict { .. }))
+                    .map(|a| (a.entry.collection.clone(), a.entry.id.clone()))
                     .collect(),
                 SyncBatch::Pulled { .. } => Default::default(),
             };
@@ -170,9 +185,11 @@ impl IndexedDbStore {
                 };
                 let local =
                     tx.object_store(&key.0)?.get::<JsValue, _, _>(key.1.as_str()).primitive()?;
-                second.push((key.clone(), entry, local));
+                let open =
+                    conflicts.get::<JsValue, JsValue, _>(item_key(&key.0, &key.1)).primitive()?;
+                second.push((key.clone(), entry, local, open));
             }
-            for (key, entry, local) in second {
+            for (key, entry, local, open) in second {
                 let local = match local.await? {
                     Some(value) if !value.is_undefined() => {
                         Some(from_stored(&value).map_err(|e| super::data_error(e.to_string()))?)
@@ -181,42 +198,15 @@ impl IndexedDbStore {
                 };
                 let state = states.get_mut(&key).expect("read in the first round");
                 state.local = local;
+                state.conflict = decode(open.await?)?;
                 if let Some(entry) = entry {
                     state.entry = decode(entry.await?)?;
                 }
             }
             let (plans, report) = plan_batch(&batch, rules, &mut states);
-            for ((collection, id), plan) in plans {
-                let key = item_key(&collection, &id);
-                match plan.item {
-                    ItemWrite::Keep => {}
-                    ItemWrite::Put(json) => {
-                        let encoded = codec::encode(&json);
-                        let value = js_sys::JSON::parse(encoded.text())?;
-                        let items = tx.object_store(&collection)?;
-                        drop(items.put(value).with_key(id.as_str()).primitive()?);
-                    }
-                    ItemWrite::Delete => {
-                        drop(tx.object_store(&collection)?.delete(id.as_str()).primitive()?);
-                    }
-                }
-                match plan.entry {
-                    EntryWrite::Keep => {}
-                    EntryWrite::Remove => drop(outbox.delete(key.clone()).primitive()?),
-                    EntryWrite::Replace(entry) => {
-                        drop(outbox.put(to_js_json(&entry)?).with_key(key.clone()).primitive()?)
-                    }
-                }
-                match plan.known {
-                    KnownWrite::Keep => {}
-                    KnownWrite::Set(sync) => drop(
-                        known_store.put(to_js_json(&sync)?).with_key(key.clone()).primitive()?,
-                    ),
-                    KnownWrite::Clear => drop(known_store.delete(key.clone()).primitive()?),
-                }
-                if let Some(letter) = plan.dead {
-                    drop(dead.put(to_js_json(&letter)?).with_key(key).primitive()?);
-                }
+            let stores = Stores { outbox, known: known_store, dead, conflicts };
+            for (key, plan) in plans {
+                carry_out(&tx, &stores, key, plan)?;
             }
             if let SyncBatch::Pulled { checkpoint, .. } = batch {
                 let meta = tx.object_store(META_STORE)?;
@@ -341,6 +331,144 @@ impl IndexedDbStore {
                 drop(dead.delete(key).primitive()?);
             }
             tx.commit().await
+        }
+        .await;
+        result.map_err(|e| self.connection.classify(e))
+    }
+}
+
+/// The bookkeeping stores of a read-write transaction.
+struct Stores<'tx> {
+    outbox: ObjectStore<'tx>,
+    known: ObjectStore<'tx>,
+    dead: ObjectStore<'tx>,
+    conflicts: ObjectStore<'tx>,
+}
+
+/// Issues the writes of `plan` for the item `key` in `tx` (not awaited: the commit reports
+/// their failure).
+fn carry_out(
+    tx: &Transaction<'_>,
+    stores: &Stores<'_>,
+    (collection, id): Key,
+    plan: ItemPlan,
+) -> Result<(), IdbError> {
+    let key = item_key(&collection, &id);
+    match plan.item {
+        ItemWrite::Keep => {}
+        ItemWrite::Put(json) => {
+            let encoded = codec::encode(&json);
+            let value = js_sys::JSON::parse(encoded.text())?;
+            let items = tx.object_store(&collection)?;
+            drop(items.put(value).with_key(id.as_str()).primitive()?);
+        }
+        ItemWrite::Delete => {
+            drop(tx.object_store(&collection)?.delete(id.as_str()).primitive()?);
+        }
+    }
+    match plan.entry {
+        EntryWrite::Keep => {}
+        EntryWrite::Remove => drop(stores.outbox.delete(key.clone()).primitive()?),
+        EntryWrite::Replace(entry) => {
+            drop(stores.outbox.put(to_js_json(&entry)?).with_key(key.clone()).primitive()?)
+        }
+    }
+    match plan.known {
+        KnownWrite::Keep => {}
+        KnownWrite::Set(sync) => {
+            drop(stores.known.put(to_js_json(&sync)?).with_key(key.clone()).primitive()?)
+        }
+        KnownWrite::Clear => drop(stores.known.delete(key.clone()).primitive()?),
+    }
+    match plan.conflict {
+        ConflictWrite::Keep => {}
+        ConflictWrite::Set(open) => {
+            drop(stores.conflicts.put(to_js_json(&*open)?).with_key(key.clone()).primitive()?)
+        }
+        ConflictWrite::Remove => drop(stores.conflicts.delete(key.clone()).primitive()?),
+    }
+    if let Some(letter) = plan.dead {
+        drop(stores.dead.put(to_js_json(&letter)?).with_key(key).primitive()?);
+    }
+    Ok(())
+}
+
+/// The keys of the open conflicts.
+async fn conflict_keys(
+    tx: &Transaction<'_>,
+) -> Result<std::collections::HashSet<(String, String)>, IdbError> {
+    let keys = tx.object_store(CONFLICT_STORE)?.get_all_keys::<JsValue>().primitive()?.await?;
+    Ok(keys
+        .filter_map(|key| {
+            let key = js_sys::Array::from(&key.ok()?);
+            Some((key.get(0).as_string()?, key.get(1).as_string()?))
+        })
+        .collect())
+}
+
+impl IndexedDbStore {
+    pub(super) async fn read_conflicts(&self) -> Result<Vec<Conflict>, StoreError> {
+        let db = self.connection.get().await?;
+        let result = async {
+            let tx = db.transaction(CONFLICT_STORE).build()?;
+            let values: Vec<JsValue> = tx
+                .object_store(CONFLICT_STORE)?
+                .get_all::<JsValue>()
+                .primitive()?
+                .await?
+                .collect::<Result<_, _>>()?;
+            Ok::<_, IdbError>(values)
+        }
+        .await;
+        let values = result.map_err(|e| self.connection.classify(e))?;
+        values.iter().map(|value| from_js_json(value).map_err(super::invalid_bookkeeping)).collect()
+    }
+
+    pub(super) async fn write_resolution(
+        &self,
+        collection: &str,
+        id: &str,
+        resolution: &Resolution,
+        stamp: &persist_protocol::Hlc,
+        keep_base: bool,
+    ) -> Result<Option<SyncApplied>, StoreError> {
+        self.connection.ensure(&[collection.to_owned()]).await?;
+        let db = self.connection.get().await?;
+        let scope = [collection, OUTBOX_STORE, SYNC_STORE, DEAD_STORE, CONFLICT_STORE];
+        let result = async {
+            let tx = db.transaction(scope).with_mode(TransactionMode::Readwrite).build()?;
+            let stores = Stores {
+                outbox: tx.object_store(OUTBOX_STORE)?,
+                known: tx.object_store(SYNC_STORE)?,
+                dead: tx.object_store(DEAD_STORE)?,
+                conflicts: tx.object_store(CONFLICT_STORE)?,
+            };
+            let key = item_key(collection, id);
+            let open = stores.conflicts.get::<JsValue, JsValue, _>(key.clone()).primitive()?;
+            let entry = stores.outbox.get::<JsValue, JsValue, _>(key.clone()).primitive()?;
+            let known = stores.known.get::<JsValue, JsValue, _>(key).primitive()?;
+            let local = tx.object_store(collection)?.get::<JsValue, _, _>(id).primitive()?;
+            let Some(open): Option<Conflict> = decode(open.await?)? else {
+                return Ok(None);
+            };
+            let local = match local.await? {
+                Some(value) if !value.is_undefined() => {
+                    Some(from_stored(&value).map_err(|e| super::data_error(e.to_string()))?)
+                }
+                _ => None,
+            };
+            let state = ItemState {
+                entry: decode(entry.await?)?,
+                known: decode(known.await?)?,
+                local,
+                conflict: Some(open.clone()),
+            };
+            let plan = plan_resolution(&open, &state, resolution, stamp, keep_base);
+            let mut report = SyncApplied::default();
+            report.add(collection, id, &plan);
+            carry_out(&tx, &stores, (collection.to_owned(), id.to_owned()), plan)?;
+            tx.commit().await?;
+            Ok::<_, IdbError>(Some(report))
         }
         .await;
         result.map_err(|e| self.connection.classify(e))

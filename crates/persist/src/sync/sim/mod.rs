@@ -215,7 +215,7 @@ impl World {
             figures.seeds_mixed = 1;
             let other = match default {
                 ConflictStrategy::ServerWins => ConflictStrategy::ClientWins,
-                ConflictStrategy::ClientWins => ConflictStrategy::ServerWins,
+                _ => ConflictStrategy::ServerWins,
             };
             rules.collections.insert(COLLECTIONS[rng.index(2)].to_owned(), other);
         }

@@ -1,0 +1,154 @@
+//! Conflicts waiting for the user: list them (with each item's current local value), resolve
+//! one or many, change a collection's automatic strategy. A resolution is written locally in one
+//! transaction (`LocalStore::resolve_conflict`), applied to the yewdux stores, announced to the
+//! other tabs, and synced; the leader's status then shows the new open-conflict count in every
+//! tab.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+
+use persist_engine::{CollectionConfigPatch, ConfigError, ConflictStrategy};
+
+use super::clock;
+use super::handle::Persistence;
+use crate::error::Error;
+use crate::local::{Conflict, Resolution, SyncApplied};
+
+impl Persistence {
+    /// The conflicts waiting for the user, oldest change first. Each one's `local` is the item's
+    /// value now (edits made since the conflict was found included).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the local store cannot be read.
+    pub fn conflicts(&self) -> impl Future<Output = Result<Vec<Conflict>, Error>> + 'static {
+        let store = self.inner.store.borrow().clone();
+        async move {
+            let mut open = store.conflicts().await?;
+            let mut by_collection: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for (index, conflict) in open.iter().enumerate() {
+                by_collection.entry(conflict.collection.clone()).or_default().push(index);
+            }
+            for (collection, indices) in by_collection {
+                let ids: Vec<String> = indices.iter().map(|&i| open[i].id.clone()).collect();
+                let values = store.load_items(&collection, &ids).await?;
+                for (index, value) in indices.into_iter().zip(values) {
+                    open[index].local = value.and_then(|json| serde_json::from_str(&json).ok());
+                }
+            }
+            open.sort_by(|a, b| a.local_hlc.cmp(&b.local_hlc));
+            Ok(open)
+        }
+    }
+
+    /// Resolves the open conflict of `collection`/`id`: the chosen value is written here and
+    /// pushed on top of the server's version the conflict showed, so it is accepted and the
+    /// conflict does not come back. Resolves with `false` when the item had no open conflict
+    /// (already resolved, e.g. in another tab).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the local store failed; nothing changed then.
+    pub fn resolve_conflict(
+        &self,
+        collection: &str,
+        id: &str,
+        resolution: Resolution,
+    ) -> impl Future<Output = Result<bool, Error>> + 'static {
+        let handle = self.clone();
+        let (collection, id) = (collection.to_owned(), id.to_owned());
+        async move {
+            let resolved = handle.resolve_one(&collection, &id, &resolution).await?;
+            handle.after_resolving(resolved.as_ref().map(|_| 1).unwrap_or(0)).await;
+            Ok(resolved.is_some())
+        }
+    }
+
+    /// Resolves every open conflict (of `collection`, or of all collections with `None`) with
+    /// the resolution `choose` picks for each. Resolves with how many were resolved.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the local store failed; the conflicts resolved before stay
+    /// resolved.
+    pub fn resolve_conflicts(
+        &self,
+        collection: Option<&str>,
+        choose: impl Fn(&Conflict) -> Resolution + 'static,
+    ) -> impl Future<Output = Result<usize, Error>> + 'static {
+        let handle = self.clone();
+        let collection = collection.map(str::to_owned);
+        async move {
+            let open = handle.conflicts().await?;
+            let mut resolved = 0;
+            let mut failure = None;
+            for conflict in open {
+                if collection.as_ref().is_some_and(|c| *c != conflict.collection) {
+                    continue;
+                }
+                let resolution = choose(&conflict);
+                match handle.resolve_one(&conflict.collection, &conflict.id, &resolution).await {
+                    Ok(done) => resolved += usize::from(done.is_some()),
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+            handle.after_resolving(resolved).await;
+            failure.map_or(Ok(resolved), Err)
+        }
+    }
+
+    /// The strategy deciding `collection`'s conflicts now.
+    pub fn conflict_strategy(&self, collection: &str) -> ConflictStrategy {
+        self.collection_config(collection).conflict
+    }
+
+    /// Changes how `collection`'s future conflicts are decided (open conflicts stay open).
+    ///
+    /// # Errors
+    /// [`ConfigError`] as for [`configure_collection`](Self::configure_collection).
+    pub fn set_conflict_strategy(
+        &self,
+        collection: &str,
+        strategy: ConflictStrategy,
+    ) -> Result<(), ConfigError> {
+        let patch = CollectionConfigPatch { conflict: Some(strategy), ..Default::default() };
+        self.configure_collection(collection, patch)?;
+        self.inner.schedule_notify();
+        Ok(())
+    }
+
+    /// Resolves one conflict locally and brings the result into the yewdux stores.
+    async fn resolve_one(
+        &self,
+        collection: &str,
+        id: &str,
+        resolution: &Resolution,
+    ) -> Result<Option<SyncApplied>, Error> {
+        // Local edits still queued go first, so "keep local" keeps the newest value.
+        self.flush().await?;
+        let stamp = {
+            let mut engine = self.inner.engine.borrow_mut();
+            engine.observe_hlc(clock::now(), &persist_protocol::Hlc::zero(""));
+            engine.hlc().clone()
+        };
+        let keep_base = self.inner.sync_rules().keeps_base(collection);
+        let store = self.inner.store.borrow().clone();
+        let applied = store.resolve_conflict(collection, id, resolution, &stamp, keep_base).await?;
+        if let Some(applied) = &applied {
+            self.inner.apply_remote_changes(applied);
+        }
+        Ok(applied)
+    }
+
+    /// After resolutions: recount, and sync them. The sync runs in the leader tab, whose status
+    /// (with the new open-conflict count) every tab adopts; the values reached the other tabs
+    /// with `apply_remote_changes`.
+    async fn after_resolving(&self, resolved: usize) {
+        let inner = Rc::clone(&self.inner);
+        inner.refresh_sync_bookkeeping().await;
+        if resolved > 0 && inner.sync.is_some() {
+            drop(self.sync_now());
+        }
+    }
+}
