@@ -231,5 +231,13 @@ async fn resolving_in_one_tab_clears_the_conflict_in_every_tab() {
         wait_until(5_000, || b.content(&id).as_deref() == Some("from A\n")).await,
         "the first tab shows the kept version"
     );
+    // A strategy changed in one tab is the leader's too (it decides conflicts).
+    tab.persistence.set_conflict_strategy("files", ConflictStrategy::LastWriterWins).unwrap();
+    assert!(
+        wait_until(3_000, || b.persistence.conflict_strategy("files")
+            == ConflictStrategy::LastWriterWins)
+        .await,
+        "the other tab took the new strategy"
+    );
     drop(a);
 }

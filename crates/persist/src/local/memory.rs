@@ -163,14 +163,7 @@ impl LocalStore for MemoryStore {
     }
 
     fn outbox<'a>(&'a self, limit: usize) -> LocalFuture<'a, Result<Vec<OutboxEntry>, StoreError>> {
-        let open = self.conflicts.borrow();
-        let mut entries: Vec<OutboxEntry> = self
-            .outbox
-            .borrow()
-            .iter()
-            .filter(|(key, _)| !open.contains_key(*key))
-            .map(|(_, entry)| entry.clone())
-            .collect();
+        let mut entries: Vec<OutboxEntry> = self.outbox.borrow().values().cloned().collect();
         entries.sort_by(|a, b| a.push_order().cmp(&b.push_order()));
         entries.truncate(limit);
         Box::pin(async move { Ok(entries) })
@@ -189,7 +182,15 @@ impl LocalStore for MemoryStore {
         &self,
         limit: usize,
     ) -> LocalFuture<'_, Result<Vec<PendingPush>, StoreError>> {
-        let mut entries: Vec<OutboxEntry> = self.outbox.borrow().values().cloned().collect();
+        // Items with an open conflict wait for the user.
+        let open = self.conflicts.borrow();
+        let mut entries: Vec<OutboxEntry> = self
+            .outbox
+            .borrow()
+            .iter()
+            .filter(|(key, _)| !open.contains_key(*key))
+            .map(|(_, entry)| entry.clone())
+            .collect();
         entries.sort_by(|a, b| a.push_order().cmp(&b.push_order()));
         entries.truncate(limit);
         let collections = self.collections.borrow();

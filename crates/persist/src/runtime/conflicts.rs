@@ -10,8 +10,8 @@ use std::rc::Rc;
 
 use persist_engine::{CollectionConfigPatch, ConfigError, ConflictStrategy};
 
-use super::clock;
 use super::handle::Persistence;
+use super::{clock, leader};
 use crate::error::Error;
 use crate::local::{Conflict, Resolution, SyncApplied};
 
@@ -103,7 +103,12 @@ impl Persistence {
         self.collection_config(collection).conflict
     }
 
-    /// Changes how `collection`'s future conflicts are decided (open conflicts stay open).
+    /// Changes how `collection`'s future conflicts are decided (open conflicts stay open), in
+    /// every tab of this database (the leader tab decides conflicts). Kept for this session: the
+    /// app's [`PersistOptions`](crate::PersistOptions) set the strategies at each start. A
+    /// collection switched to a strategy that merges has no merge base for items synced before;
+    /// their first conflict merges against an empty base (fields changed on both sides then
+    /// conflict).
     ///
     /// # Errors
     /// [`ConfigError`] as for [`configure_collection`](Self::configure_collection).
@@ -114,6 +119,7 @@ impl Persistence {
     ) -> Result<(), ConfigError> {
         let patch = CollectionConfigPatch { conflict: Some(strategy), ..Default::default() };
         self.configure_collection(collection, patch)?;
+        leader::announce_strategy(&self.inner, collection, strategy);
         self.inner.schedule_notify();
         Ok(())
     }

@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
+use persist_engine::{CollectionConfigPatch, ConflictStrategy};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -38,6 +39,9 @@ enum Message {
     Hello { from: String },
     /// The leader's sync status.
     Status { from: String, status: SyncStatus },
+    /// A tab changed a collection's conflict strategy: every tab takes it, so the leader (which
+    /// decides conflicts) uses it whichever tab changed it.
+    Strategy { from: String, collection: String, strategy: ConflictStrategy },
 }
 
 /// Called by the browser when the lock is granted; returns the promise it is held by.
@@ -207,6 +211,13 @@ fn receive(inner: &Rc<Inner>, message: Message) {
             let status = inner.status.borrow().sync.clone();
             post(inner, &Message::Status { from: inner.node.clone(), status });
         }
+        Message::Strategy { from, collection, strategy } if from != inner.node => {
+            let patch = CollectionConfigPatch { conflict: Some(strategy), ..Default::default() };
+            // Valid wherever it was valid: only the strategy changes.
+            let _ =
+                inner.engine.borrow_mut().configure_collection(clock::now(), &collection, &patch);
+            inner.schedule_notify();
+        }
         Message::Status { status, .. } if !state.leader.get() => {
             let finished = !status.syncing;
             inner.status.borrow_mut().sync = SyncStatus { leader: false, ..status };
@@ -222,6 +233,13 @@ fn receive(inner: &Rc<Inner>, message: Message) {
 /// Whether this tab talks to the server.
 pub(super) fn is_leader(inner: &Inner) -> bool {
     inner.sync.as_ref().is_some_and(|state| state.leader.get())
+}
+
+/// Tells the other tabs that `collection`'s conflict strategy is now `strategy`.
+pub(super) fn announce_strategy(inner: &Inner, collection: &str, strategy: ConflictStrategy) {
+    let message =
+        Message::Strategy { from: inner.node.clone(), collection: collection.to_owned(), strategy };
+    post(inner, &message);
 }
 
 /// Asks the leader tab to sync.

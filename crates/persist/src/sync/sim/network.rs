@@ -23,7 +23,7 @@ use std::rc::Rc;
 use persist_protocol::{PullResponse, PushRequest, PushResponse, Revision};
 
 use super::{ready, World};
-use crate::local::LocalFuture;
+use crate::local::{LocalFuture, LocalStore};
 use crate::remote::{Health, Remote, RemoteError, RemoteErrorKind};
 
 /// A push request still in flight (delayed), or a copy of one the server answered (stale).
@@ -87,7 +87,8 @@ impl SimNetwork {
         let world = &*self.world;
         world.observe(self.client);
         if let Some(request) = request {
-            world.checker.borrow_mut().on_request(self.client, request);
+            let open = ready(world.clients[self.client].store.conflicts()).expect("memory");
+            world.checker.borrow_mut().on_request(self.client, request, &open);
         }
         if !world.healed.get() && !self.crashed.get() && world.chance(world.faults.write_in_sync) {
             world.figures.borrow_mut().writes_in_sync += 1;
@@ -171,6 +172,14 @@ impl SimNetwork {
             Route::Deliver => deliver(world, request),
         };
         self.keep_stale(request);
+        if world.trace {
+            for (op, result) in request.ops.iter().zip(&response.results) {
+                world.trace(format_args!(
+                    "  client {} pushed {} {}/{} on {:?}: {:?}",
+                    self.client, op.op_id, op.collection, op.id, op.base_revision, result.outcome
+                ));
+            }
+        }
         world.checker.borrow_mut().on_push_answer(self.client, request, &response);
         Ok(response)
     }
