@@ -48,6 +48,8 @@ impl Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of `ServeArgs` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Serve HTTP (the default).
