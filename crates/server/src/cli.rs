@@ -48,6 +48,8 @@ impl Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of `ServeArgs` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Serve HTTP (the default).
@@ -129,6 +131,23 @@ pub(crate) struct ServeArgs {
     /// Event streams open at once on this instance, all users together (429 past it); 0 = no cap.
     #[arg(long, env = "PERSIST_MAX_EVENT_STREAMS", default_value_t = Limits::default().max_event_streams)]
     pub(crate) max_event_streams: usize,
+    /// Seconds a request's head (request line and headers) may take to arrive, and a kept-alive
+    /// connection may wait for its next request; past it the connection is closed. 0 turns it off.
+    #[arg(long, env = "PERSIST_HEADER_READ_TIMEOUT_SECS", default_value_t = Limits::default().header_read_timeout.as_secs())]
+    pub(crate) header_read_timeout_secs: u64,
+    /// Seconds a connection may go without a byte moving either way (a stalled upload, a client
+    /// that stopped reading its answer or event stream) before it is closed; keep it above the
+    /// event stream's 15 s keep-alive. 0 turns it off.
+    #[arg(long, env = "PERSIST_IDLE_TIMEOUT_SECS", default_value_t = Limits::default().idle_timeout.as_secs())]
+    pub(crate) idle_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the kernel's listen backlog until one
+    /// closes (the kernel refuses them once the backlog is full). 0 = no cap.
+    #[arg(long, env = "PERSIST_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    pub(crate) max_connections: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM/Ctrl-C; then the remaining
+    /// connections are dropped and the process exits.
+    #[arg(long, env = "PERSIST_SHUTDOWN_TIMEOUT_SECS", default_value_t = Limits::default().shutdown_timeout.as_secs())]
+    pub(crate) shutdown_timeout_secs: u64,
     /// Serve the built app from this folder (unknown non-API paths get its index.html).
     #[arg(long, env = "PERSIST_STATIC_DIR")]
     pub(crate) static_dir: Option<PathBuf>,
@@ -204,6 +223,10 @@ impl ServeArgs {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             max_event_streams_per_user: self.max_event_streams_per_user,
             max_event_streams: self.max_event_streams,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
         };
         config.static_dir = self.static_dir.clone();
         config.dev = self.dev;

@@ -44,7 +44,7 @@ impl DatabaseConfig {
     }
 }
 
-/// Size and rate limits.
+/// Size, rate, time and connection limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Largest request body, in bytes (larger → 413). Default 1 MiB.
@@ -67,6 +67,22 @@ pub struct Limits {
     /// Event streams open at once on this instance, all users together (more → 429
     /// `rate_limited`); `0` = no cap. Default 10,000.
     pub max_event_streams: usize,
+    /// Longest time a request's head (request line and headers) may take to arrive; past it the
+    /// connection is closed. The clock also runs while a kept-alive connection waits for its next
+    /// request, so an idle kept-alive connection is closed after this long too.
+    /// `Duration::ZERO` turns it off. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moved either way for this long is closed: a stalled upload, a
+    /// client that stopped reading its answer or its event stream (which sends a keep-alive
+    /// comment every 15 s, so keep this above 15 s). `Duration::ZERO` turns it off. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Connections served at once. Past it, new connections are not accepted: they wait in the
+    /// kernel's listen backlog until a connection closes (or the kernel refuses them once the
+    /// backlog is full). `0` = no cap. Default 1,024.
+    pub max_connections: usize,
+    /// After a shutdown starts, how long in-flight requests get to finish; then the remaining
+    /// connections are dropped and the server stops. Default 10 s.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -80,6 +96,10 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_event_streams_per_user: 64,
             max_event_streams: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }

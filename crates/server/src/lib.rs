@@ -30,6 +30,7 @@
 
 mod auth;
 mod config;
+mod connections;
 mod error;
 mod http;
 mod metrics;

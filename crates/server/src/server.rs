@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::{admin, token};
 use crate::config::ServerConfig;
+use crate::connections::{self, ConnectionLimits};
 use crate::error::ServerError;
 use crate::http::{ensure_dev_token, router, AppState};
 use crate::storage::{self, EventHub, NamespaceEvent, StorageOptions, TokenInfo};
@@ -24,8 +25,9 @@ pub struct RunningServer {
 }
 
 /// Asks a server to stop gracefully: no new connections, in-flight requests finish (every
-/// acknowledged write is durable before its answer is sent), event streams end, the database is
-/// closed. Cloneable; usable from a signal handler.
+/// acknowledged write is durable before its answer is sent) within
+/// [`Limits::shutdown_timeout`](crate::Limits::shutdown_timeout), after which the remaining
+/// connections are dropped; event streams end, the database is closed. Cloneable; usable from a signal handler.
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle(watch::Sender<bool>);
 
@@ -164,18 +166,13 @@ pub async fn start(
         dev_token.clone(),
     );
     let app = router(state.clone());
+    let limits = ConnectionLimits::from_limits(&state.config.limits);
     let task_storage = Arc::clone(&storage);
     let task = tokio::spawn(async move {
-        let mut stop = shutdown_rx;
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stopping| *stopping).await;
-                tracing::info!("shutting down: finishing in-flight requests");
-            })
-            .await;
+        connections::serve(listener, app, limits, shutdown_rx).await;
         task_storage.close().await;
         tracing::info!("stopped");
-        served.map_err(ServerError::Io)
+        Ok(())
     });
     tracing::info!(%addr, "listening");
     Ok(RunningServer { addr, shutdown: ShutdownHandle(shutdown_tx), state, dev_token, task })

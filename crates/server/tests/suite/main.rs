@@ -29,6 +29,7 @@ macro_rules! backend_tests {
 mod harness;
 
 mod codeforge_api;
+mod connections;
 mod durability;
 mod events;
 mod hardening;
