@@ -74,7 +74,11 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// A connection on which no byte moved either way for this long is closed: a stalled upload, a
     /// client that stopped reading its answer or its event stream (which sends a keep-alive
-    /// comment every 15 s, so keep this above 15 s). `Duration::ZERO` turns it off. Default 60 s.
+    /// comment every 15 s, so keep this above 15 s). It also runs while a handler works before
+    /// its first byte, so keep it above the bulk routes' timeout (ten times `request_timeout`):
+    /// an import or export may legitimately send nothing for that long. Stalls are bounded
+    /// sooner by `request_timeout` for everything else. `Duration::ZERO` turns it off. Default
+    /// 310 s.
     pub idle_timeout: Duration,
     /// Connections served at once. Past it, new connections are not accepted: they wait in the
     /// kernel's listen backlog until a connection closes (or the kernel refuses them once the
@@ -97,7 +101,7 @@ impl Default for Limits {
             max_event_streams_per_user: 64,
             max_event_streams: 10_000,
             header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(310),
             max_connections: 1024,
             shutdown_timeout: Duration::from_secs(10),
         }
