@@ -158,7 +158,7 @@ pub mod config {
 ///
 /// How merging works is in [`merge`].
 pub mod conflict {
-    pub use crate::local::{Conflict, ConflictCase, Resolution, Resolver};
+    pub use crate::local::{Conflict, ConflictCase, Resolution, ResolveOutcome, Resolver};
     pub use crate::merge::Side;
     pub use persist_engine::{ConflictStrategy, MergeFallback};
 }

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use yewdux::{Context, Dispatch};
-use yewdux_persist::conflict::{ConflictStrategy, MergeFallback, Resolution};
+use yewdux_persist::conflict::{ConflictStrategy, MergeFallback, Resolution, ResolveOutcome};
 use yewdux_persist::remote::{HttpRemote, Remote};
 use yewdux_persist::{Collection, CollectionConfig, Parts, Persist, PersistOptions, Persistence};
 
@@ -178,15 +178,27 @@ async fn the_same_line_changed_on_both_waits_for_the_user_then_both_devices_conv
     a.persistence.sync_now().await.expect("A syncs");
     assert_eq!(a.content(&id).as_deref(), Some("one\ntwo from A\nthree\n"), "not pushed");
 
+    // A changes the line again while B's user looks at the conflict: a decision on what B's
+    // user saw must not overwrite what they have not seen.
+    let seen = b.persistence.conflicts().await.expect("conflicts").remove(0);
+    a.write(&id, "one\ntwo from A, again\nthree\n");
+    a.persistence.sync_now().await.expect("A syncs");
+    b.persistence.sync_now().await.expect("B pulls it: the conflict shows the newer version");
+    let stale = b.persistence.resolve_conflict(&seen, Resolution::KeepLocal).await;
+    assert_eq!(stale.expect("resolve"), ResolveOutcome::RemoteChanged, "nothing written");
+    let open = b.persistence.conflicts().await.expect("conflicts");
+    assert_eq!(open.len(), 1, "still open");
+    assert_eq!(open[0].remote.as_ref().unwrap()["content"], "one\ntwo from A, again\nthree\n");
+
     // Resolved by hand: both lines.
-    let both = "one\ntwo from A\ntwo from B\nthree\n";
+    let both = "one\ntwo from A, again\ntwo from B\nthree\n";
     let value = serde_json::json!({"name": "notes.md", "content": both});
     let resolved = b
         .persistence
-        .resolve_conflict("files", &id, Resolution::Value(Some(value)))
+        .resolve_conflict(&open[0], Resolution::Value(Some(value)))
         .await
         .expect("resolve");
-    assert!(resolved);
+    assert_eq!(resolved, ResolveOutcome::Resolved);
     assert_eq!(b.content(&id).as_deref(), Some(both), "the store shows the resolution");
     b.persistence.sync_now().await.expect("B pushes the resolution");
     a.persistence.sync_now().await.expect("A gets it");
@@ -199,7 +211,8 @@ async fn the_same_line_changed_on_both_waits_for_the_user_then_both_devices_conv
     a.persistence.sync_now().await.expect("A syncs again");
     assert!(b.persistence.conflicts().await.expect("conflicts").is_empty());
     assert!(a.persistence.conflicts().await.expect("conflicts").is_empty());
-    assert!(!b.persistence.resolve_conflict("files", &id, Resolution::KeepLocal).await.unwrap());
+    let again = b.persistence.resolve_conflict(&open[0], Resolution::KeepLocal).await;
+    assert_eq!(again.expect("resolve"), ResolveOutcome::NotOpen, "resolved once");
 }
 
 #[wasm_bindgen_test]
@@ -217,8 +230,9 @@ async fn resolving_in_one_tab_clears_the_conflict_in_every_tab() {
         "the second tab shows the open conflict: {:?}",
         tab.persistence.status().sync
     );
-    let resolved = tab.persistence.resolve_conflict("files", &id, Resolution::KeepRemote).await;
-    assert!(resolved.expect("resolve"));
+    let open = tab.persistence.conflicts().await.expect("conflicts");
+    let resolved = tab.persistence.resolve_conflict(&open[0], Resolution::KeepRemote).await;
+    assert_eq!(resolved.expect("resolve"), ResolveOutcome::Resolved);
     assert!(
         wait_until(5_000, || b.persistence.status().sync.open_conflicts == 0
             && tab.persistence.status().sync.open_conflicts == 0)

@@ -63,6 +63,19 @@ pub enum Resolution {
     Value(Option<Value>),
 }
 
+/// What became of a resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResolveOutcome {
+    /// Written; it is pushed with the next sync.
+    Resolved,
+    /// The item has no open conflict (resolved already, e.g. in another tab): nothing written.
+    NotOpen,
+    /// The server's version changed since the conflict was read (a newer one was pulled):
+    /// nothing written, so edits the user has not seen are not overwritten. Read the conflict
+    /// again and decide on the new version.
+    RemoteChanged,
+}
+
 /// What an app's resolver sees of a conflict.
 #[derive(Debug, Clone, Copy)]
 pub struct ConflictCase<'a> {

@@ -12,8 +12,8 @@ use super::plan::{
 };
 use super::{
     Conflict, DeadLetter, ItemSync, LoadedItems, LocalFuture, LocalStore, LocalStoreStats,
-    OutboxEntry, PendingPush, Resolution, StorageKind, StoreError, StoredItem, SyncApplied,
-    SyncBatch, SyncRules,
+    OutboxEntry, PendingPush, Resolution, ResolveOutcome, StorageKind, StoreError, StoredItem,
+    SyncApplied, SyncBatch, SyncRules,
 };
 use persist_protocol::{OpId, Revision};
 
@@ -284,22 +284,27 @@ impl LocalStore for MemoryStore {
 
     fn resolve_conflict<'a>(
         &'a self,
-        collection: &'a str,
-        id: &'a str,
+        seen: &'a Conflict,
         resolution: &'a Resolution,
         stamp: &'a persist_protocol::Hlc,
         keep_base: bool,
-    ) -> LocalFuture<'a, Result<Option<SyncApplied>, StoreError>> {
-        let key = (collection.to_owned(), id.to_owned());
+    ) -> LocalFuture<'a, Result<(ResolveOutcome, SyncApplied), StoreError>> {
+        let key = (seen.collection.clone(), seen.id.clone());
         let state = self.state_of(&key);
-        let result = state.conflict.as_ref().map(|open| {
-            let plan = plan_resolution(open, &state, resolution, stamp, keep_base);
-            let mut report = SyncApplied::default();
-            report.add(collection, id, &plan);
-            self.carry_out(vec![(key, plan)]);
-            report
-        });
-        Box::pin(async move { Ok(result) })
+        let mut report = SyncApplied::default();
+        let outcome = match state.conflict.as_ref() {
+            None => ResolveOutcome::NotOpen,
+            Some(open) if open.remote_revision != seen.remote_revision => {
+                ResolveOutcome::RemoteChanged
+            }
+            Some(open) => {
+                let plan = plan_resolution(open, &state, resolution, stamp, keep_base);
+                report.add(&seen.collection, &seen.id, &plan);
+                self.carry_out(vec![(key, plan)]);
+                ResolveOutcome::Resolved
+            }
+        };
+        Box::pin(async move { Ok((outcome, report)) })
     }
 }
 

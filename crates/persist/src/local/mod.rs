@@ -19,14 +19,14 @@ mod memory;
 mod outbox;
 mod plan;
 
-pub use conflict::{Conflict, ConflictCase, Resolution, Resolver};
+pub use conflict::{Conflict, ConflictCase, Resolution, ResolveOutcome, Resolver};
 pub use indexeddb::{BlockedHook, IndexedDbStore, Migration, MigrationHook, Schema};
 pub use memory::MemoryStore;
 pub use outbox::{ItemSync, OutboxEntry};
 pub use persist_engine::{
     BatchId, Change, ItemKey, Payload, QueuedOp, WriteBatch, WriteError, WriteErrorKind,
 };
-pub use plan::{DeadLetter, PushAnswer, SyncApplied, SyncBatch, SyncRules};
+pub use plan::{DeadLetter, PushAnswer, QueuedKeys, SyncApplied, SyncBatch, SyncRules};
 
 /// A boxed, non-`Send` future (the browser is single-threaded).
 pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -273,17 +273,17 @@ pub trait LocalStore: fmt::Debug + 'static {
     /// Resolves the open conflict of an item in one transaction: writes the chosen value, puts
     /// it in the outbox as a new change stamped `stamp` on top of the server's revision the
     /// conflict saw (none when the choice is the server's version), and closes the conflict.
-    /// `keep_base` says whether the collection keeps merge bases. `None` when the item has no
-    /// open conflict (resolved already, e.g. in another tab); otherwise what changed locally.
+    /// `keep_base` says whether the collection keeps merge bases. Nothing is written when the
+    /// item has no open conflict, or when its server side is no longer revision `seen` (the one
+    /// the user decided on). Returns what became of it and what changed locally.
     fn resolve_conflict<'a>(
         &'a self,
-        collection: &'a str,
-        id: &'a str,
+        seen: &'a Conflict,
         resolution: &'a Resolution,
         stamp: &'a persist_protocol::Hlc,
         keep_base: bool,
-    ) -> LocalFuture<'a, Result<Option<SyncApplied>, StoreError>> {
-        let _ = (collection, id, resolution, stamp, keep_base);
+    ) -> LocalFuture<'a, Result<(ResolveOutcome, SyncApplied), StoreError>> {
+        let _ = (seen, resolution, stamp, keep_base);
         Box::pin(async { Err(sync_unsupported()) })
     }
 }

@@ -3,22 +3,33 @@
 //! [`ItemPlan`] out in one transaction with the rest of the batch.
 //!
 //! The rules, per item (an item has at most one outbox entry, its latest change):
-//! - **applied**: the server has the change; the known revision becomes the answer's. The outbox
-//!   entry leaves only if it is still the change that was pushed (a newer local change made
-//!   during the push stays, and is pushed next on top of the new revision).
-//! - **conflict**: the server changed the item since the change's base. Server-wins takes the
-//!   server's version (the local change is *overruled*); client-wins keeps the local value and
-//!   re-pushes it on top of the server's revision, under a new op id (the old one has its answer
-//!   remembered). A conflict where the server has no record at all (it lost the item, or was
-//!   reset) re-pushes the local value as new whatever the strategy: nothing is lost.
+//! - **applied**: the server has the change; the known revision becomes the answer's (with the
+//!   pushed value as the merge base, for collections that merge or ask). The outbox entry leaves
+//!   only if it is still the change that was pushed (a newer local change made during the push
+//!   stays, and is pushed next on top of the new revision).
+//! - **conflict**: the server changed the item since the change's base. Equal values are no
+//!   conflict; a server with no record at all gets the local value again as new; a version this
+//!   device wrote itself never overrules its newer change. Otherwise the collection's
+//!   [`ConflictStrategy`] decides: server-wins takes the server's version (the local change is
+//!   *overruled*); client-wins re-pushes the local value on top of the server's revision under a
+//!   new op id; last-writer-wins does one or the other by the hybrid logical clock stamps; merge
+//!   runs [`merge3`] against the base kept in the item's [`ItemSync`] and pushes the result on
+//!   top (fields changed on both sides go to its fallback); custom asks the app's [`Resolver`];
+//!   manual (and a fallback or resolver that declines) opens a [`Conflict`] for the user: the
+//!   item, its entry and its known revision stay as they are, and the entry is not pushed until
+//!   [`plan_resolution`] settles it on the server revision the user saw.
+//! - **an open conflict** is never decided here: a newer server version only updates its remote
+//!   side (an equal one closes it).
 //! - **rejected**: the op can never succeed; it moves to the dead letters (kept, shown, retried
 //!   or discarded by the user), and the local value stays.
 //! - **pulled**: a record at or below the known revision is already here (our own change coming
 //!   back, or a page read twice) and is skipped. A newer one replaces the local item, unless a
-//!   local change is pending: then it is a conflict, decided as above; equal values are not a
-//!   conflict, they just settle the entry.
+//!   local change is pending: then it is a conflict, decided as above.
+//! - **queued**: an item with a local change not in the store yet ([`SyncRules::queued`]) is left
+//!   alone; its change is pushed on the old revision and decided then.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use persist_engine::{ConflictStrategy, MergeFallback};
 use persist_protocol::{Hlc, OpId, PushOutcome, Record, Revision};
@@ -456,13 +467,23 @@ pub(crate) fn plan_pushed(
     let still_pending = state.entry.as_ref().is_some_and(|e| e.op_id == pushed.op_id);
     match outcome {
         PushOutcome::Applied { revision } => {
-            let revision = state.known.as_ref().map_or(*revision, |k| k.revision.max(*revision));
-            // What the server now has is what both sides agree on: the base of later merges.
-            let base =
-                if how.keep_base && !pushed.delete { value.map(str::to_owned) } else { None };
+            // What the server now has is what both sides agree on: the base of later merges. A
+            // newer version already known stays known, with its own stamp and base.
+            let known = match state.known.as_ref().filter(|k| k.revision > *revision) {
+                Some(newer) => newer.clone(),
+                None => ItemSync {
+                    revision: *revision,
+                    hlc: Some(pushed.hlc.clone()),
+                    base: if how.keep_base && !pushed.delete {
+                        value.map(str::to_owned)
+                    } else {
+                        None
+                    },
+                },
+            };
             ItemPlan {
                 entry: if still_pending { EntryWrite::Remove } else { EntryWrite::Keep },
-                known: KnownWrite::Set(ItemSync { revision, hlc: Some(pushed.hlc.clone()), base }),
+                known: KnownWrite::Set(known),
                 outcome: Outcome::Acknowledged,
                 ..ItemPlan::nothing()
             }
@@ -577,6 +598,13 @@ pub struct SyncRules {
     pub collections: BTreeMap<String, ConflictStrategy>,
     /// The app's resolvers, per collection, for [`ConflictStrategy::Custom`].
     pub resolvers: BTreeMap<String, Resolver>,
+    /// Whether an item has a local change not in the store yet (queued in the engine, or being
+    /// written): a pulled version or a push conflict of such an item is left alone (nothing
+    /// written, the known revision kept), because the change about to land was made from what
+    /// the item was before; it is pushed on the old revision, conflicts, and is decided then with
+    /// the newest local value. Deciding now would let that change overwrite the decision (and a
+    /// merge's fields from the server) when it lands.
+    pub queued: Option<QueuedKeys>,
     /// This device's prefix of HLC node names (`<device>.<session>`). A conflict with a version
     /// this device wrote itself is its own earlier change whose answer was lost (or whose push
     /// was delayed) before a newer local change replaced it: the newer change is pushed on top,
@@ -589,6 +617,11 @@ impl SyncRules {
     /// The strategy of `collection`.
     pub fn strategy(&self, collection: &str) -> ConflictStrategy {
         self.collections.get(collection).copied().unwrap_or(self.default)
+    }
+
+    /// Whether `collection`/`id` has a local change the store does not have yet.
+    pub fn is_queued(&self, collection: &str, id: &str) -> bool {
+        self.queued.as_ref().is_some_and(|queued| (queued.0)(collection, id))
     }
 
     /// Whether items of `collection` keep the last agreed version (the base of a merge).
@@ -613,6 +646,33 @@ impl SyncRules {
         }
     }
 }
+
+/// Tells whether an item has a local change not in the store yet (see [`SyncRules::queued`]).
+#[derive(Clone)]
+pub struct QueuedKeys(Rc<QueuedFn>);
+
+type QueuedFn = dyn Fn(&str, &str) -> bool;
+
+impl QueuedKeys {
+    /// A predicate over `(collection, id)`.
+    pub fn new(queued: impl Fn(&str, &str) -> bool + 'static) -> Self {
+        QueuedKeys(Rc::new(queued))
+    }
+}
+
+impl std::fmt::Debug for QueuedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueuedKeys(..)")
+    }
+}
+
+impl PartialEq for QueuedKeys {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for QueuedKeys {}
 
 /// The server's answer to one pushed change.
 #[derive(Debug, Clone, PartialEq)]
@@ -707,6 +767,10 @@ pub(crate) fn plan_batch(
                     PushOutcome::Conflict { current } => current.as_ref(),
                     _ => None,
                 };
+                if current.is_some() && rules.is_queued(&key.0, &key.1) {
+                    // Decided when the queued change is pushed (see `SyncRules::queued`).
+                    continue;
+                }
                 let how = rules.decide(&key.0, current);
                 step(key, &|state| {
                     plan_pushed(
@@ -722,6 +786,9 @@ pub(crate) fn plan_batch(
         SyncBatch::Pulled { records, .. } => {
             for record in records.iter() {
                 let key = (record.collection.clone(), record.id.clone());
+                if rules.is_queued(&key.0, &key.1) {
+                    continue;
+                }
                 let how = rules.decide(&key.0, Some(record));
                 step(key, &|state| plan_pulled(record, state, &how));
             }
@@ -1080,5 +1147,43 @@ mod tests {
         let none = How { resolver: None, ..custom };
         let plan = plan_pulled(&stamped(9, json!(2), 6), &pending("t-1", "1", Some(3)), &none);
         assert!(matches!(plan.conflict, ConflictWrite::Set(_)), "no resolver: the user decides");
+    }
+
+    #[test]
+    fn an_item_with_a_change_still_queued_is_decided_only_when_that_change_is_pushed() {
+        let rules = SyncRules {
+            default: ConflictStrategy::Merge(MergeFallback::Manual),
+            queued: Some(QueuedKeys::new(|collection, id| collection == "files" && id == "a")),
+            ..SyncRules::default()
+        };
+        let key = ("files".to_owned(), "a".to_owned());
+        let mut states = BTreeMap::new();
+        states.insert(key, pending_on(json!({"t": "mine"}), json!({"t": "base"})));
+        let records = [stamped(9, json!({"t": "base", "u": 1}), 6)];
+        let pulled = SyncBatch::Pulled { records: &records, checkpoint: 9 };
+        let (plans, report) = plan_batch(&pulled, &rules, &mut states);
+        assert!(plans.is_empty(), "nothing written: the queued change would overwrite it");
+        assert_eq!(report, SyncApplied::default());
+        let answers = [PushAnswer {
+            entry: entry("t-1", false),
+            value: None,
+            outcome: PushOutcome::Conflict { current: Some(records[0].clone()) },
+        }];
+        let (plans, _) = plan_batch(&SyncBatch::Pushed(&answers), &rules, &mut states);
+        assert!(plans.is_empty(), "a push conflict waits for the queued change too");
+        let other = SyncRules { queued: None, ..rules };
+        let (plans, _) = plan_batch(&pulled, &other, &mut states);
+        assert_eq!(plans.len(), 1, "without a queued change it is merged now");
+    }
+
+    #[test]
+    fn an_acknowledged_push_never_pairs_an_older_revision_with_a_newer_base() {
+        let applied = PushOutcome::Applied { revision: 7 };
+        let mut state = pending("t-1", "1", None);
+        let newer = ItemSync { revision: 9, hlc: None, base: Some("\"newer\"".into()) };
+        state.known = Some(newer.clone());
+        let merge = how(ConflictStrategy::Merge(MergeFallback::Manual));
+        let plan = plan_pushed(&entry("t-1", false), Some("1"), &applied, &state, &merge);
+        assert_eq!(plan.known, KnownWrite::Set(newer), "revision 9 keeps its own base");
     }
 }

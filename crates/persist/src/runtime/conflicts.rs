@@ -13,7 +13,7 @@ use persist_engine::{CollectionConfigPatch, ConfigError, ConflictStrategy};
 use super::handle::Persistence;
 use super::{clock, leader};
 use crate::error::Error;
-use crate::local::{Conflict, Resolution, SyncApplied};
+use crate::local::{Conflict, Resolution, ResolveOutcome};
 
 impl Persistence {
     /// The conflicts waiting for the user, oldest change first. Each one's `local` is the item's
@@ -41,30 +41,32 @@ impl Persistence {
         }
     }
 
-    /// Resolves the open conflict of `collection`/`id`: the chosen value is written here and
-    /// pushed on top of the server's version the conflict showed, so it is accepted and the
-    /// conflict does not come back. Resolves with `false` when the item had no open conflict
-    /// (already resolved, e.g. in another tab).
+    /// Resolves `conflict` (as read from [`conflicts`](Self::conflicts)): the chosen value is
+    /// written here and pushed on top of the server's version the conflict showed, so it is
+    /// accepted and the conflict does not come back. Nothing is written when the item's
+    /// conflict was resolved meanwhile ([`ResolveOutcome::NotOpen`]) or a newer server version
+    /// arrived since it was read ([`ResolveOutcome::RemoteChanged`]: read it again, so nothing
+    /// the user has not seen is overwritten).
     ///
     /// # Errors
     /// [`Error::Storage`] when the local store failed; nothing changed then.
     pub fn resolve_conflict(
         &self,
-        collection: &str,
-        id: &str,
+        conflict: &Conflict,
         resolution: Resolution,
-    ) -> impl Future<Output = Result<bool, Error>> + 'static {
+    ) -> impl Future<Output = Result<ResolveOutcome, Error>> + 'static {
         let handle = self.clone();
-        let (collection, id) = (collection.to_owned(), id.to_owned());
+        let conflict = conflict.clone();
         async move {
-            let resolved = handle.resolve_one(&collection, &id, &resolution).await?;
-            handle.after_resolving(resolved.as_ref().map(|_| 1).unwrap_or(0)).await;
-            Ok(resolved.is_some())
+            let outcome = handle.resolve_one(&conflict, &resolution).await?;
+            handle.after_resolving(usize::from(outcome == ResolveOutcome::Resolved)).await;
+            Ok(outcome)
         }
     }
 
     /// Resolves every open conflict (of `collection`, or of all collections with `None`) with
-    /// the resolution `choose` picks for each. Resolves with how many were resolved.
+    /// the resolution `choose` picks for each. Resolves with how many were resolved (a conflict
+    /// whose server version changed while this ran is left open).
     ///
     /// # Errors
     /// [`Error::Storage`] when the local store failed; the conflicts resolved before stay
@@ -85,8 +87,8 @@ impl Persistence {
                     continue;
                 }
                 let resolution = choose(&conflict);
-                match handle.resolve_one(&conflict.collection, &conflict.id, &resolution).await {
-                    Ok(done) => resolved += usize::from(done.is_some()),
+                match handle.resolve_one(&conflict, &resolution).await {
+                    Ok(outcome) => resolved += usize::from(outcome == ResolveOutcome::Resolved),
                     Err(error) => {
                         failure = Some(error);
                         break;
@@ -127,24 +129,27 @@ impl Persistence {
     /// Resolves one conflict locally and brings the result into the yewdux stores.
     async fn resolve_one(
         &self,
-        collection: &str,
-        id: &str,
+        conflict: &Conflict,
         resolution: &Resolution,
-    ) -> Result<Option<SyncApplied>, Error> {
+    ) -> Result<ResolveOutcome, Error> {
         // Local edits still queued go first, so "keep local" keeps the newest value.
         self.flush().await?;
+        let collection = conflict.collection.as_str();
+        // The resolution is a new change, after both versions it decides between on the clock.
         let stamp = {
             let mut engine = self.inner.engine.borrow_mut();
-            engine.observe_hlc(clock::now(), &persist_protocol::Hlc::zero(""));
+            let seen =
+                conflict.remote_hlc.clone().unwrap_or_else(|| persist_protocol::Hlc::zero(""));
+            engine.observe_hlc(clock::now(), &seen);
+            engine.observe_hlc(clock::now(), &conflict.local_hlc);
             engine.hlc().clone()
         };
         let keep_base = self.inner.sync_rules().keeps_base(collection);
         let store = self.inner.store.borrow().clone();
-        let applied = store.resolve_conflict(collection, id, resolution, &stamp, keep_base).await?;
-        if let Some(applied) = &applied {
-            self.inner.apply_remote_changes(applied);
-        }
-        Ok(applied)
+        let (outcome, applied) =
+            store.resolve_conflict(conflict, resolution, &stamp, keep_base).await?;
+        self.inner.apply_remote_changes(&applied);
+        Ok(outcome)
     }
 
     /// After resolutions: recount, and sync them. The sync runs in the leader tab, whose status

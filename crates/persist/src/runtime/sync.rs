@@ -20,7 +20,7 @@ use super::handle::Persistence;
 use super::status::{Connection, DeadLetterView};
 use super::{clock, health, leader};
 use crate::error::Error;
-use crate::local::{SyncApplied, SyncRules};
+use crate::local::{QueuedKeys, SyncApplied, SyncRules};
 use crate::remote::RemoteErrorKind;
 use crate::sync::{run, RunOptions, SyncFailure, SyncProgress};
 
@@ -80,6 +80,9 @@ impl Inner {
             if let Some(state) = inner.sync.as_ref() {
                 state.seen.set(state.seen.get().max(report.head));
             }
+            if let Some(stamp) = &report.newest_stamp {
+                inner.engine.borrow_mut().observe_hlc(clock::now(), stamp);
+            }
             inner.apply_remote_changes(&report.applied);
             let summary = SyncSummary {
                 pushed: report.applied.acknowledged,
@@ -102,7 +105,14 @@ impl Inner {
     }
 
     /// The conflict strategy of every configured collection.
-    pub(super) fn sync_rules(&self) -> SyncRules {
+    pub(super) fn sync_rules(self: &Rc<Self>) -> SyncRules {
+        let weak = Rc::downgrade(self);
+        let queued = QueuedKeys::new(move |collection, id| {
+            weak.upgrade().is_some_and(|inner| {
+                let key = ItemKey::new(Arc::<str>::from(collection), id);
+                inner.engine.borrow().is_pending(&key)
+            })
+        });
         let engine = self.engine.borrow();
         let config = engine.config();
         SyncRules {
@@ -115,6 +125,7 @@ impl Inner {
                 .map(|(name, collection)| (name.clone(), collection.conflict))
                 .collect(),
             resolvers: self.sync.as_ref().map(|state| state.resolvers.clone()).unwrap_or_default(),
+            queued: Some(queued),
         }
     }
 

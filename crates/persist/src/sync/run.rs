@@ -84,6 +84,20 @@ pub(crate) struct SyncReport {
     /// The revision each item acknowledged by this run's pushes got: when the pull brings these
     /// records back (our own writes), they are left out before touching the store.
     pub(crate) acknowledged: HashMap<(String, String), Revision>,
+    /// The newest stamp of the server versions seen (pulled, or in a conflict answer): the
+    /// runtime's clock observes it, so changes made after are stamped after it, and
+    /// last-writer-wins never rests on this device's wall clock alone.
+    pub(crate) newest_stamp: Option<persist_protocol::Hlc>,
+}
+
+impl SyncReport {
+    fn saw(&mut self, stamp: Option<&persist_protocol::Hlc>) {
+        if let Some(stamp) = stamp {
+            if self.newest_stamp.as_ref().is_none_or(|newest| stamp > newest) {
+                self.newest_stamp = Some(stamp.clone());
+            }
+        }
+    }
 }
 
 /// Why a sync stopped.
@@ -152,9 +166,15 @@ async fn push(
         let (mut answers, head) = send(remote, &sent, ops).await?;
         report.head = report.head.max(head);
         for answer in &answers {
-            if let PushOutcome::Applied { revision } = answer.outcome {
-                let key = (answer.entry.collection.clone(), answer.entry.id.clone());
-                report.acknowledged.insert(key, revision);
+            match &answer.outcome {
+                PushOutcome::Applied { revision } => {
+                    let key = (answer.entry.collection.clone(), answer.entry.id.clone());
+                    report.acknowledged.insert(key, *revision);
+                }
+                PushOutcome::Conflict { current: Some(current) } => {
+                    report.saw(current.hlc.as_ref());
+                }
+                _ => {}
             }
         }
         answers.extend(unreadable);
@@ -269,6 +289,9 @@ async fn pull(
             continue;
         }
         report.head = report.head.max(page.head);
+        for record in &page.records {
+            report.saw(record.hlc.as_ref());
+        }
         let count = page.records.len();
         // Our own writes coming back: already applied, with this very revision.
         let records: Vec<Record> = page

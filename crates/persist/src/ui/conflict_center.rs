@@ -36,7 +36,7 @@ use wasm_bindgen::JsValue;
 use yew::prelude::*;
 
 use super::hook::use_persistence;
-use crate::local::{Conflict, Resolution};
+use crate::local::{Conflict, Resolution, ResolveOutcome};
 use crate::merge::{field_changes, line_diff, merge3, FieldChange, LineKind, Side};
 use crate::Persistence;
 
@@ -421,14 +421,18 @@ impl Runner {
 
     fn resolve(&self, persistence: &Persistence, conflict: &Conflict, resolution: Resolution) {
         let key = key_of(conflict);
-        let resolving =
-            persistence.resolve_conflict(&conflict.collection, &conflict.id, resolution);
+        // The conflict as shown: if the server's version moved since, nothing is written.
+        let resolving = persistence.resolve_conflict(conflict, resolution);
         self.run(async move {
             match resolving.await {
-                Ok(true) => Ok(format!("Resolved {key}.")),
-                Ok(false) => {
+                Ok(ResolveOutcome::Resolved) => Ok(format!("Resolved {key}.")),
+                Ok(ResolveOutcome::NotOpen) => {
                     Ok(format!("{key} has no open conflict any more (resolved elsewhere)."))
                 }
+                Ok(ResolveOutcome::RemoteChanged) => Err(format!(
+                    "The server's version of {key} changed while you looked: nothing was \
+                     saved. Review the new version and decide again."
+                )),
                 Err(error) => Err(format!("Could not resolve {key}: {error}")),
             }
         });
@@ -535,11 +539,12 @@ pub fn ConflictCenter(props: &ConflictCenterProps) -> Html {
     let filter_value = (*filter).clone();
     let shown: Vec<&Conflict> =
         all.iter().filter(|c| filter_value.is_empty() || c.collection == filter_value).collect();
-    let current = shown
-        .iter()
-        .copied()
-        .find(|c| (*selected).as_ref().is_some_and(|(col, id)| *col == c.collection && *id == c.id))
-        .or_else(|| shown.first().copied());
+    // A selection that left the list (resolved, here or in another tab) selects nothing rather
+    // than the next conflict, so a click meant for one item never acts on another.
+    let current = match (*selected).as_ref() {
+        Some((col, id)) => shown.iter().copied().find(|c| c.collection == *col && c.id == *id),
+        None => shown.first().copied(),
+    };
     let current_key = current.map(key_of).unwrap_or_default();
     // The mode belongs to the conflict it was chosen for.
     let current_mode = if mode.0 == current_key { mode.1.clone() } else { Mode::View };
@@ -623,8 +628,12 @@ pub fn ConflictCenter(props: &ConflictCenterProps) -> Html {
         }
     });
 
-    let detail = current
-        .map(|conflict| detail_pane(conflict, &current_mode, busy, &persistence, &runner, &mode));
+    let detail = match current {
+        Some(conflict) => detail_pane(conflict, &current_mode, busy, &persistence, &runner, &mode),
+        None => {
+            html! { <p class="cc-empty" role="status">{ "Pick a conflict from the list." }</p> }
+        }
+    };
 
     let body = match (&*list, &*load_error) {
         (None, None) => html! { <p class="cc-empty" role="status">{ "Loading conflicts…" }</p> },
@@ -640,7 +649,7 @@ pub fn ConflictCenter(props: &ConflictCenterProps) -> Html {
         (Some(_), _) => html! {
             <div class="cc-body">
                 <ul class="cc-list" aria-label="Open conflicts">{ for items }</ul>
-                <div class="cc-detail">{ for detail }</div>
+                <div class="cc-detail">{ detail }</div>
             </div>
         },
     };

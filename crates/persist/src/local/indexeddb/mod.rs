@@ -26,8 +26,8 @@ use self::errors::js_error_message;
 use self::layout::{has_store, META_STORE, OUTBOX_ORDER_INDEX, OUTBOX_STORE};
 use super::{
     Conflict, DeadLetter, Durability, LoadedItems, LocalFuture, LocalStore, LocalStoreStats,
-    OutboxEntry, PendingPush, Resolution, StorageKind, StoreError, StoredItem, SyncApplied,
-    SyncBatch, SyncRules, UnreadableItem,
+    OutboxEntry, PendingPush, Resolution, ResolveOutcome, StorageKind, StoreError, StoredItem,
+    SyncApplied, SyncBatch, SyncRules, UnreadableItem,
 };
 
 /// A [`LocalStore`] on IndexedDB. One connection per store, opened lazily; object stores are
@@ -398,13 +398,12 @@ impl LocalStore for IndexedDbStore {
 
     fn resolve_conflict<'a>(
         &'a self,
-        collection: &'a str,
-        id: &'a str,
+        seen: &'a Conflict,
         resolution: &'a Resolution,
         stamp: &'a persist_protocol::Hlc,
         keep_base: bool,
-    ) -> LocalFuture<'a, Result<Option<SyncApplied>, StoreError>> {
-        Box::pin(self.write_resolution(collection, id, resolution, stamp, keep_base))
+    ) -> LocalFuture<'a, Result<(ResolveOutcome, SyncApplied), StoreError>> {
+        Box::pin(self.write_resolution(seen, resolution, stamp, keep_base))
     }
 }
 

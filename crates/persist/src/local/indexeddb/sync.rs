@@ -20,8 +20,8 @@ use crate::local::plan::{
     KnownWrite,
 };
 use crate::local::{
-    Conflict, DeadLetter, ItemSync, OutboxEntry, PendingPush, Resolution, StoreError, SyncApplied,
-    SyncBatch, SyncRules,
+    Conflict, DeadLetter, ItemSync, OutboxEntry, PendingPush, Resolution, ResolveOutcome,
+    StoreError, SyncApplied, SyncBatch, SyncRules,
 };
 
 /// A stored record read inside a transaction, or a `DataError` that aborts it.
@@ -426,12 +426,12 @@ impl IndexedDbStore {
 
     pub(super) async fn write_resolution(
         &self,
-        collection: &str,
-        id: &str,
+        seen: &Conflict,
         resolution: &Resolution,
         stamp: &persist_protocol::Hlc,
         keep_base: bool,
-    ) -> Result<Option<SyncApplied>, StoreError> {
+    ) -> Result<(ResolveOutcome, SyncApplied), StoreError> {
+        let (collection, id) = (seen.collection.as_str(), seen.id.as_str());
         self.connection.ensure(&[collection.to_owned()]).await?;
         let db = self.connection.get().await?;
         let scope = [collection, OUTBOX_STORE, SYNC_STORE, DEAD_STORE, CONFLICT_STORE];
@@ -448,9 +448,14 @@ impl IndexedDbStore {
             let entry = stores.outbox.get::<JsValue, JsValue, _>(key.clone()).primitive()?;
             let known = stores.known.get::<JsValue, JsValue, _>(key).primitive()?;
             let local = tx.object_store(collection)?.get::<JsValue, _, _>(id).primitive()?;
+            let mut report = SyncApplied::default();
             let Some(open): Option<Conflict> = decode(open.await?)? else {
-                return Ok(None);
+                return Ok((ResolveOutcome::NotOpen, report));
             };
+            if open.remote_revision != seen.remote_revision {
+                // A newer server version arrived since the user looked: decide on that one.
+                return Ok((ResolveOutcome::RemoteChanged, report));
+            }
             let local = match local.await? {
                 Some(value) if !value.is_undefined() => {
                     Some(from_stored(&value).map_err(|e| super::data_error(e.to_string()))?)
@@ -464,11 +469,10 @@ impl IndexedDbStore {
                 conflict: Some(open.clone()),
             };
             let plan = plan_resolution(&open, &state, resolution, stamp, keep_base);
-            let mut report = SyncApplied::default();
             report.add(collection, id, &plan);
             carry_out(&tx, &stores, (collection.to_owned(), id.to_owned()), plan)?;
             tx.commit().await?;
-            Ok::<_, IdbError>(Some(report))
+            Ok::<_, IdbError>((ResolveOutcome::Resolved, report))
         }
         .await;
         result.map_err(|e| self.connection.classify(e))

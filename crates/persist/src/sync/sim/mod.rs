@@ -681,15 +681,13 @@ impl World {
             conflict.collection, conflict.id, conflict.remote_revision
         ));
         let keep_base = self.rules.keeps_base(&conflict.collection);
-        let applied = ready(store.resolve_conflict(
-            &conflict.collection,
-            &conflict.id,
-            &resolution,
-            &stamp,
-            keep_base,
-        ))
-        .expect("memory");
-        assert!(applied.is_some(), "client {client}: the listed conflict {conflict:?} is not open");
+        let (outcome, _) = ready(store.resolve_conflict(conflict, &resolution, &stamp, keep_base))
+            .expect("memory");
+        assert_eq!(
+            outcome,
+            crate::local::ResolveOutcome::Resolved,
+            "client {client}: the listed conflict {conflict:?} is not open as listed"
+        );
         self.checker.borrow_mut().on_resolution(client, conflict, store);
         let mut figures = self.figures.borrow_mut();
         figures.user_resolved += 1;
