@@ -73,6 +73,7 @@ pub const CONFLICT_CENTER_CSS: &str = r#"
   box-shadow: inset 3px 0 0 var(--yp-fg, #1d2330); }
 .cc-item-key { font-weight: 600; word-break: break-all; }
 .cc-item-detail, .cc-muted { color: var(--yp-muted, #5b6474); font-size: 12px; }
+.cc-state { display: block; font-size: 0.75em; font-weight: normal; color: var(--yp-muted, #5b6474); }
 .cc-empty { color: var(--yp-muted, #5b6474); padding: 18px 0; text-align: center; }
 .cc-detail { min-width: 0; }
 .cc-detail-head { display: flex; flex-wrap: wrap; gap: 4px 14px; align-items: baseline; }
@@ -335,9 +336,17 @@ fn fields_table(conflict: &Conflict, conflicting: &[String]) -> Html {
             is_conflicting(conflicting, &change.path).then_some("cc-conflicting"),
         );
         let path = if change.path.is_empty() { "(whole value)".to_owned() } else { change.path.clone() };
+        // The row's state in words too, not only in colour (screen readers, colour blindness).
+        let state = match (change.local_changed, change.remote_changed) {
+            (true, true) if is_conflicting(conflicting, &change.path) => "changed on both, cannot merge",
+            (true, true) => "changed on both",
+            (true, false) => "changed here",
+            (false, true) => "changed on the server",
+            (false, false) => "unchanged",
+        };
         html! {
             <tr class={row_class} data-path={change.path.clone()}>
-                <td class="cc-path">{ path }</td>
+                <td class="cc-path">{ path }<span class="cc-state">{ state }</span></td>
                 { side_cell(change, change.local.as_ref(), change.local_changed, "cc-changed-local") }
                 <td class="cc-base">{ value_html(change.base.as_ref(), "absent") }</td>
                 { side_cell(change, change.remote.as_ref(), change.remote_changed, "cc-changed-remote") }
