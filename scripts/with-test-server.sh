@@ -18,7 +18,7 @@ TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 DATA="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 "$TARGET/$PROFILE/persist-server" serve --dev --listen "127.0.0.1:$PORT" \
-    --database "$DATA/test.sqlite3" --rate-limit 0 --log warn &
+    --database "$DATA/test.sqlite3" --rate-limit 0 --anonymous-rate-limit 0 --log warn &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 1 100); do

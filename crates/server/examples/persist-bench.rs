@@ -118,7 +118,16 @@ fn start_server(bin: &str, users: usize) -> (Server, Vec<String>) {
         .collect();
     let mut child = Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
-        .args(["--rate-limit", "0", "--log", "warn", "--max-import-bytes", "67108864"])
+        .args([
+            "--rate-limit",
+            "0",
+            "--anonymous-rate-limit",
+            "0",
+            "--log",
+            "warn",
+            "--max-import-bytes",
+            "67108864",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the server");

@@ -121,6 +121,15 @@ pub(crate) struct ServeArgs {
     /// Requests a user may send in a burst before the sustained rate applies.
     #[arg(long, env = "PERSIST_RATE_LIMIT_BURST", default_value_t = Limits::default().rate_limit_burst)]
     pub(crate) rate_limit_burst: u32,
+    /// Sustained failed authentications per second per client address (TCP peer; IPv6 per /64):
+    /// requests with a missing, unknown or revoked token, and the first lookup of a valid token
+    /// not yet cached; 429 past it, before the database is asked; 0 disables it. Behind a reverse
+    /// proxy every client shares the proxy's address: raise it or turn it off there.
+    #[arg(long, env = "PERSIST_ANONYMOUS_RATE_LIMIT", default_value_t = Limits::default().anonymous_rate_limit_per_second)]
+    pub(crate) anonymous_rate_limit: f64,
+    /// Failed authentications a client address may make in a burst.
+    #[arg(long, env = "PERSIST_ANONYMOUS_RATE_LIMIT_BURST", default_value_t = Limits::default().anonymous_rate_limit_burst)]
+    pub(crate) anonymous_rate_limit_burst: u32,
     /// Seconds a request may take to arrive and be answered (past it: 408 while the body is still
     /// arriving, else 503; import/export get 10×; the event stream is not cut); 0 turns it off.
     #[arg(long, env = "PERSIST_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
@@ -220,6 +229,8 @@ impl ServeArgs {
             max_value_bytes: self.max_value_bytes,
             rate_limit_per_second: self.rate_limit,
             rate_limit_burst: self.rate_limit_burst,
+            anonymous_rate_limit_per_second: self.anonymous_rate_limit,
+            anonymous_rate_limit_burst: self.anonymous_rate_limit_burst,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             max_event_streams_per_user: self.max_event_streams_per_user,
             max_event_streams: self.max_event_streams,

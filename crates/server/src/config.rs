@@ -57,6 +57,13 @@ pub struct Limits {
     pub rate_limit_per_second: f64,
     /// Requests a user may send at once before the sustained rate applies. Default 200.
     pub rate_limit_burst: u32,
+    /// Sustained failed authentications per second per client address (TCP peer; IPv6 per /64):
+    /// requests with a missing, unknown or revoked token, and the first lookup of a valid token
+    /// not yet cached. Past it 429 `rate_limited` with `Retry-After`, before the database is
+    /// asked. `0` turns it off. Default 20.
+    pub anonymous_rate_limit_per_second: f64,
+    /// Failed authentications a client address may make at once. Default 40.
+    pub anonymous_rate_limit_burst: u32,
     /// Longest time a request may take to arrive and be answered: past it, 408 while the body is
     /// still arriving, 503 once it has arrived. Import and export routes get ten times this; a
     /// streamed answer (the event stream) is not cut. `Duration::ZERO` turns it off. Default 30 s.
@@ -97,6 +104,8 @@ impl Default for Limits {
             max_value_bytes: 256 * 1024,
             rate_limit_per_second: 100.0,
             rate_limit_burst: 200,
+            anonymous_rate_limit_per_second: 20.0,
+            anonymous_rate_limit_burst: 40,
             request_timeout: Duration::from_secs(30),
             max_event_streams_per_user: 64,
             max_event_streams: 10_000,

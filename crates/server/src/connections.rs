@@ -21,7 +21,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use axum::http::Request;
 use axum::Router;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -30,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
+use tower::ServiceExt;
 
 use crate::config::Limits;
 
@@ -86,9 +90,9 @@ pub(crate) async fn serve(
             },
             () = turned_true(&mut stop) => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors, a connection reset before it was accepted…:
                     // keep serving the others, without spinning.
@@ -101,7 +105,13 @@ pub(crate) async fn serve(
         };
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Watched { inner: stream, activity: Arc::clone(&activity) });
-        let connection = builder.serve_connection(io, TowerToHyperService::new(app.clone()));
+        // The peer address, for the per-address rate limit (as `axum::serve` does with
+        // `into_make_service_with_connect_info`).
+        let service = app.clone().map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let connection = builder.serve_connection(io, TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         let mut forced = forced.clone();
         tokio::spawn(async move {

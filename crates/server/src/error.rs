@@ -81,6 +81,11 @@ impl ApiError {
     pub(crate) fn code(&self) -> ErrorCode {
         self.body.code
     }
+
+    #[cfg(test)]
+    pub(crate) fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
+    }
 }
 
 impl From<StorageError> for ApiError {

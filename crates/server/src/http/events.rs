@@ -16,6 +16,7 @@ use persist_protocol::{EventMessage, Revision};
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 
+use super::extract::Peer;
 use super::limits::EventStreamSlot;
 use super::AppState;
 use crate::auth::{bearer, CACHE_TTL};
@@ -29,12 +30,16 @@ pub(super) struct EventsQuery {
 
 pub(super) async fn events(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let query_token = query.ok().and_then(|Query(q)| q.access_token);
-    let token = bearer(&headers).or(query_token.as_deref()).ok_or_else(ApiError::unauthorized)?;
-    let user = state.user_for_token(token).await?;
+    let token = bearer(&headers).or(query_token.as_deref());
+    let user = state.authenticate(token, peer).await?;
+    let Some(token) = token else {
+        return Err(ApiError::unauthorized());
+    };
     state.limiter.check(&user)?;
     // Held by the stream until it ends, whatever ends it.
     let slot = state.event_slots.acquire(&user)?;

@@ -1,14 +1,29 @@
 //! Request extractors: who is asking. They live beside the router's state so that `auth` (token
 //! lookups, caching) never needs to know about [`AppState`].
 
+use std::convert::Infallible;
+use std::net::IpAddr;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, Method};
 use persist_protocol::ErrorCode;
 
-use super::AppState;
+use super::{peer_address, AppState};
 use crate::auth::bearer;
 use crate::error::ApiError;
+
+/// The client's address, when the request came through `connections::serve`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub(crate) Option<IpAddr>);
+
+impl<S: Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Peer(peer_address(&parts.extensions)))
+    }
+}
 
 /// An authenticated, rate-limited user: the namespace a request works on.
 #[derive(Debug, Clone)]
@@ -18,8 +33,8 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        let user = state.user_for_token(token).await?;
+        let peer = peer_address(&parts.extensions);
+        let user = state.authenticate(bearer(&parts.headers), peer).await?;
         state.limiter.check(&user)?;
         Ok(AuthUser(user))
     }
@@ -35,13 +50,13 @@ impl FromRequestParts<AppState> for CodeForgeUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = peer_address(&parts.extensions);
         let user = match (bearer(&parts.headers), &state.config.codeforge_anonymous_user) {
-            (Some(token), _) => state.user_for_token(token).await?,
             (None, Some(anonymous)) if !parts.headers.contains_key(header::AUTHORIZATION) => {
                 check_anonymous(parts, state)?;
                 anonymous.clone()
             }
-            _ => return Err(ApiError::unauthorized()),
+            (token, _) => state.authenticate(token, peer).await?,
         };
         state.limiter.check(&user)?;
         Ok(CodeForgeUser(user))

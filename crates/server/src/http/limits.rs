@@ -1,72 +1,106 @@
-//! Per-user rate limiting (a token bucket per user, refilled continuously), and the caps on open
-//! event streams.
+//! Rate limiting (per user, and per client address for requests that fail to authenticate) with
+//! the `governor` crate, and the caps on open event streams.
 
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
 use persist_protocol::ErrorCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 
-/// Buckets are forgotten once the map grows past this many users (full buckets first).
-const MAX_TRACKED_USERS: usize = 100_000;
+/// How often the limiters forget the keys whose budget is full again (see [`RateLimiter::check`]).
+const FORGET_EVERY: Duration = Duration::from_secs(10);
+/// The slowest refill honoured (a smaller rate would overflow `Duration`).
+const SLOWEST_REFILL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// A keyed rate limiter (generic cell rate algorithm, i.e. a token bucket per key): `burst`
+/// requests at once, `per_second` sustained, per key. Answers past it are 429 `rate_limited` with
+/// a `Retry-After`.
+///
+/// Memory stays bounded: governor keeps one state per key it has seen, so every
+/// [`FORGET_EVERY`] the first request to come along drops the keys whose budget has refilled
+/// completely (`retain_recent`: their state is indistinguishable from a fresh one) and returns the
+/// freed capacity (`shrink_to_fit`). What is left are the keys that sent a request within the last
+/// `burst / per_second` seconds plus the new keys of the last 10 s: a flood of addresses or users
+/// costs memory for as long as it lasts, not for ever.
 #[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    refilled_at: Instant,
+pub(crate) struct RateLimiter<K: Hash + Eq + Clone> {
+    /// `None` when the limit is off.
+    limiter: Option<DefaultKeyedRateLimiter<K>>,
+    created: Instant,
+    /// Milliseconds from `created` to the last sweep of forgotten keys.
+    swept_ms: AtomicU64,
 }
 
-/// Allows `burst` requests at once and `per_second` sustained, per user.
-#[derive(Debug)]
-pub(crate) struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-impl RateLimiter {
-    /// `per_second <= 0` disables the limiter.
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
+    /// `per_second <= 0` (or not a number) disables the limiter.
     pub(crate) fn new(per_second: f64, burst: u32) -> Self {
-        Self { per_second, burst: f64::from(burst.max(1)), buckets: Mutex::new(HashMap::new()) }
-    }
-
-    /// Takes one request from the user's bucket, or answers 429 with a `Retry-After`.
-    pub(crate) fn check(&self, user: &str) -> Result<(), ApiError> {
-        if self.per_second <= 0.0 {
-            return Ok(());
-        }
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !buckets.contains_key(user) {
-            if buckets.len() >= MAX_TRACKED_USERS {
-                self.forget_idle(&mut buckets, now);
-            }
-            buckets.insert(user.to_owned(), Bucket { tokens: self.burst, refilled_at: now });
-        }
-        let bucket = buckets.get_mut(user).expect("inserted above");
-        let elapsed = now.duration_since(bucket.refilled_at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
-        bucket.refilled_at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = ((1.0 - bucket.tokens) / self.per_second).ceil() as u64;
-            Err(ApiError::rate_limited(wait))
-        }
-    }
-
-    fn forget_idle(&self, buckets: &mut HashMap<String, Bucket>, now: Instant) {
-        let (per_second, burst) = (self.per_second, self.burst);
-        buckets.retain(|_, b| {
-            b.tokens + now.duration_since(b.refilled_at).as_secs_f64() * per_second < burst
+        let limiter = (per_second > 0.0).then(|| {
+            let period = Duration::try_from_secs_f64(1.0 / per_second)
+                .unwrap_or(SLOWEST_REFILL)
+                .clamp(Duration::from_nanos(1), SLOWEST_REFILL);
+            let quota = Quota::with_period(period)
+                .expect("the period is at least 1 ns")
+                .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+            DefaultKeyedRateLimiter::keyed(quota)
         });
-        if buckets.len() >= MAX_TRACKED_USERS {
-            buckets.clear();
+        Self { limiter, created: Instant::now(), swept_ms: AtomicU64::new(0) }
+    }
+
+    /// Takes one request from `key`'s budget, or answers 429 with a `Retry-After`.
+    pub(crate) fn check(&self, key: &K) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        self.forget_full_budgets(limiter);
+        limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::rate_limited(wait.as_secs_f64().ceil() as u64)
+        })
+    }
+
+    /// At most once per [`FORGET_EVERY`] (whoever wins the race does it): drops the keys whose
+    /// budget is full again.
+    fn forget_full_budgets(&self, limiter: &DefaultKeyedRateLimiter<K>) {
+        let now_ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.swept_ms.load(Ordering::Relaxed);
+        let due = now_ms.saturating_sub(last) >= FORGET_EVERY.as_millis() as u64;
+        if due
+            && self
+                .swept_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
         }
+    }
+
+    /// How many keys the limiter holds state for.
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.limiter.as_ref().map_or(0, DefaultKeyedRateLimiter::len)
+    }
+}
+
+/// The key of a client address in the per-address limiter: the IPv4 address, or the /64 network
+/// of an IPv6 address (one host usually holds a whole /64, so per-address keys would let it
+/// spread its requests over 2^64 budgets). An IPv4-mapped IPv6 address counts as its IPv4.
+pub(crate) fn address_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
     }
 }
 
@@ -177,18 +211,53 @@ mod tests {
     #[test]
     fn burst_then_limited_per_user() {
         let limiter = RateLimiter::new(0.001, 3);
+        let (a, b) = ("a".to_owned(), "b".to_owned());
         for _ in 0..3 {
-            limiter.check("a").unwrap();
+            limiter.check(&a).unwrap();
         }
-        assert_eq!(limiter.check("a").unwrap_err().code(), ErrorCode::RateLimited);
-        limiter.check("b").unwrap();
+        let refused = limiter.check(&a).unwrap_err();
+        assert_eq!(refused.code(), ErrorCode::RateLimited);
+        // One request per 1,000 s: the next one is that far away.
+        assert!(refused.retry_after_secs().unwrap() > 900, "{:?}", refused.retry_after_secs());
+        limiter.check(&b).unwrap();
     }
 
     #[test]
-    fn zero_rate_disables() {
+    fn zero_or_odd_rates_disable_or_clamp_without_panicking() {
         let limiter = RateLimiter::new(0.0, 1);
         for _ in 0..100 {
-            limiter.check("a").unwrap();
+            limiter.check(&"a".to_owned()).unwrap();
         }
+        assert_eq!(limiter.tracked(), 0);
+        let limiter = RateLimiter::new(f64::NAN, 1);
+        limiter.check(&1).unwrap();
+        limiter.check(&1).unwrap();
+        for rate in [1e-300, f64::INFINITY, 1e300] {
+            let limiter = RateLimiter::new(rate, 0);
+            limiter.check(&1).unwrap();
+        }
+    }
+
+    #[test]
+    fn keys_whose_budget_is_full_again_are_forgotten() {
+        let mut limiter = RateLimiter::new(1_000_000.0, 1);
+        for n in 0..10_000u32 {
+            limiter.check(&n).unwrap();
+        }
+        assert_eq!(limiter.tracked(), 10_000);
+        std::thread::sleep(Duration::from_millis(5));
+        // Pretend the limiter (and so its last sweep) is older than the sweep interval.
+        limiter.created -= FORGET_EVERY * 2;
+        limiter.check(&u32::MAX).unwrap();
+        assert!(limiter.tracked() <= 1, "{} keys kept", limiter.tracked());
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_64_network() {
+        let key = |text: &str| address_key(text.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::2"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
     }
 }

@@ -14,12 +14,13 @@ mod static_files;
 mod sync;
 mod timeout;
 
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Method};
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
+use axum::http::{header, Extensions, HeaderValue, Method};
 use axum::routing::{any, get, post};
 use axum::Router;
 use tokio::sync::watch;
@@ -27,7 +28,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 pub(crate) use dev::ensure_dev_token;
-pub(crate) use limits::{EventStreamSlots, RateLimiter};
+pub(crate) use limits::{address_key, EventStreamSlots, RateLimiter};
 
 use crate::auth::{self, TokenCache};
 use crate::config::ServerConfig;
@@ -41,7 +42,11 @@ pub(crate) struct AppInner {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) config: ServerConfig,
     pub(crate) tokens: TokenCache,
-    pub(crate) limiter: RateLimiter,
+    /// Requests per user.
+    pub(crate) limiter: RateLimiter<String>,
+    /// Failed authentications (missing, unknown or revoked token) per client address; see
+    /// [`AppState::authenticate`].
+    pub(crate) address_limiter: RateLimiter<IpAddr>,
     /// The caps on open event streams.
     pub(crate) event_slots: EventStreamSlots,
     pub(crate) metrics: Metrics,
@@ -69,9 +74,33 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// The user of a bearer token (cached), or 401.
+    /// The user of a bearer token (cached), or 401; no rate limit (for checks the server makes
+    /// itself, such as an open event stream's periodic look at its token).
     pub(crate) async fn user_for_token(&self, token: &str) -> Result<String, ApiError> {
-        auth::user_for_token(&self.tokens, &*self.storage, token, self.config.dev).await
+        auth::user_for_token(&self.tokens, &*self.storage, token, self.config.dev, || Ok(())).await
+    }
+
+    /// The user of a request's bearer token, or 401 — or 429 once the client address has spent
+    /// its budget of failed authentications (`--anonymous-rate-limit`). Every request that
+    /// reaches the database with its token is charged to the address: a missing token, an
+    /// unknown or revoked one, and a valid token not yet in the cache (once per 30 s, as only
+    /// valid tokens are cached). A valid user's requests with a cached token cost the address
+    /// nothing, so a flood of random tokens from one address is cut to the configured rate while
+    /// the users behind it keep working.
+    pub(crate) async fn authenticate(
+        &self,
+        token: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<String, ApiError> {
+        let charge = || match peer {
+            Some(address) => self.address_limiter.check(&address_key(address)),
+            None => Ok(()),
+        };
+        let Some(token) = token else {
+            charge()?;
+            return Err(ApiError::unauthorized());
+        };
+        auth::user_for_token(&self.tokens, &*self.storage, token, self.config.dev, charge).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -83,8 +112,12 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
         dev_token: Option<String>,
     ) -> Self {
-        let limiter =
-            RateLimiter::new(config.limits.rate_limit_per_second, config.limits.rate_limit_burst);
+        let limits = &config.limits;
+        let limiter = RateLimiter::new(limits.rate_limit_per_second, limits.rate_limit_burst);
+        let address_limiter = RateLimiter::new(
+            limits.anonymous_rate_limit_per_second,
+            limits.anonymous_rate_limit_burst,
+        );
         let event_slots = EventStreamSlots::new(
             config.limits.max_event_streams_per_user,
             config.limits.max_event_streams,
@@ -94,6 +127,7 @@ impl AppState {
             storage,
             tokens: TokenCache::default(),
             limiter,
+            address_limiter,
             event_slots,
             metrics: Metrics::default(),
             events,
@@ -104,6 +138,12 @@ impl AppState {
             config,
         }))
     }
+}
+
+/// The client's address: the TCP peer of the connection, which `connections::serve` puts in
+/// every request's extensions (`None` for a request that did not come through it).
+pub(crate) fn peer_address(extensions: &Extensions) -> Option<IpAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip())
 }
 
 /// The span every request is traced in: method and path, never the query string, which carries

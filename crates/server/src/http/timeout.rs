@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, Extensions, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
-use super::AppState;
+use super::{peer_address, AppState};
 use crate::auth::bearer;
 use crate::error::ApiError;
 
@@ -37,7 +37,9 @@ pub(crate) async fn request_timeout(
 ) -> Response {
     let mut limit = state.config.limits.request_timeout;
     let path = request.uri().path();
-    if BULK_ROUTES.contains(&path) && may_take_long(&state, request.headers(), path).await {
+    if BULK_ROUTES.contains(&path)
+        && may_take_long(&state, request.headers(), request.extensions(), path).await
+    {
         limit = bulk_limit(limit);
     }
     within(limit, request, |request| next.run(request)).await
@@ -53,9 +55,16 @@ fn bulk_limit(limit: Duration) -> Duration {
 /// so that an anonymous slow sender cannot hold a connection ten times as long. That is a valid
 /// bearer token (a cached lookup, which the handler's extractor repeats), or no `Authorization`
 /// at all on `/api/storage/*` when `--codeforge-anonymous-user` deliberately opens it.
-async fn may_take_long(state: &AppState, headers: &HeaderMap, path: &str) -> bool {
+async fn may_take_long(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    path: &str,
+) -> bool {
     match bearer(headers) {
-        Some(token) => state.user_for_token(token).await.is_ok(),
+        // Charged to the address like the extractor's lookup (an unknown token on a bulk route
+        // costs it twice); a valid token is cached here, so the extractor does not charge again.
+        Some(token) => state.authenticate(Some(token), peer_address(extensions)).await.is_ok(),
         None => {
             state.config.codeforge_anonymous_user.is_some()
                 && !headers.contains_key(header::AUTHORIZATION)

@@ -15,6 +15,7 @@ backend_tests!(
     the_dev_token_stops_working_when_the_server_runs_without_dev,
     anonymous_codeforge_writes_refuse_cross_site_requests,
     uploads_without_a_valid_token_are_refused_before_their_body_arrives,
+    failed_authentications_from_one_address_are_cut_to_429_while_its_valid_users_keep_working,
 );
 
 /// 1,000 ops conflicting with one large record used to answer (and remember for 7 days) one copy
@@ -445,4 +446,63 @@ async fn uploads_without_a_valid_token_are_refused_before_their_body_arrives(bac
     let answer = answer_to_a_partial_upload(&anonymous, "POST", "/api/storage/import", wrong).await;
     let (status, _) = answer.expect("a wrong token is refused before the body arrives");
     assert!(status.contains(" 401 "), "{status}");
+}
+
+/// Random tokens were answered 401 as fast as they came (~8,400/s from one client), each one a
+/// database lookup. Failed authentications are now charged to the client's address: past its
+/// budget, 429 with `Retry-After` and no lookup. A valid user's requests (token cached) are not
+/// charged, so the users behind the same address keep working — all test clients share
+/// 127.0.0.1, which is exactly that case.
+async fn failed_authentications_from_one_address_are_cut_to_429_while_its_valid_users_keep_working(
+    backend: Backend,
+) {
+    const BURST: u32 = 10;
+    let server = TestServer::start_with(&backend, |c| {
+        c.limits.anonymous_rate_limit_per_second = 0.5;
+        c.limits.anonymous_rate_limit_burst = BURST;
+    })
+    .await;
+    let alice = server.user("address").await;
+    // Alice's first request looks her token up (charged once), then it is cached.
+    let (status, body) = server.get("/v1/stats", &alice).await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+
+    let (mut unauthorized, mut limited) = (0, 0);
+    for n in 0..60 {
+        let token = format!("random-token-{n}");
+        let request = server.http.get(server.url("/v1/pull?since=0"));
+        // Every third request sends no token at all: charged the same.
+        let request = if n % 3 == 0 { request } else { request.bearer_auth(&token) };
+        let response = request.send().await.unwrap();
+        match response.status().as_u16() {
+            401 => unauthorized += 1,
+            429 => {
+                limited += 1;
+                let retry_after: u64 =
+                    response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                assert!((1..=3).contains(&retry_after), "Retry-After: {retry_after}");
+                let error: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(error["code"], "rate_limited", "{error}");
+            }
+            other => panic!("request {n}: {other}"),
+        }
+        if n % 5 == 0 {
+            let (status, body) = server.get("/v1/pull?since=0", &alice).await;
+            assert_eq!(status.as_u16(), 200, "alice refused after {n} random tokens: {body}");
+        }
+    }
+    // The burst (less alice's lookup) plus what refills in the test's few seconds.
+    assert!(unauthorized < BURST + 5, "{unauthorized} answered 401, {limited} 429");
+    assert!(limited >= 45, "{unauthorized} answered 401, {limited} 429");
+
+    // The event stream and the CodeForge API are charged the same; alice still pushes.
+    let response =
+        server.http.get(server.url("/v1/events?access_token=random")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let (status, _) =
+        server.call(reqwest::Method::GET, "/api/storage/keys", Some("random"), None).await;
+    assert_eq!(status.as_u16(), 429);
+    server.push(&alice, json!([put_op("still", "c", "x", json!(1), None)])).await;
+    let (status, _) = server.call(reqwest::Method::GET, "/health", None, None).await;
+    assert_eq!(status.as_u16(), 200, "/health needs no token and is not charged");
 }

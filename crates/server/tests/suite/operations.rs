@@ -174,6 +174,8 @@ fn help_documents_every_flag() {
         "--max-body-bytes",
         "--max-value-bytes",
         "--rate-limit",
+        "--anonymous-rate-limit",
+        "--anonymous-rate-limit-burst",
         "--request-timeout-secs",
         "--static-dir",
         "--dev",
