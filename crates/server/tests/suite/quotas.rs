@@ -14,6 +14,7 @@ backend_tests!(
     an_import_past_the_quota_is_refused_whole,
     codeforge_writes_past_the_quota_are_refused,
     usage_survives_a_restart,
+    concurrent_writes_do_not_overshoot_the_quota,
 );
 
 /// Each result of a push as (status, code).
@@ -210,4 +211,25 @@ async fn usage_survives_a_restart(backend: Backend) {
     let reopened = TestServer::start_config(config, dir).await;
     let answer = put_new(&reopened, &alice, "b", 2).await;
     assert_eq!(statuses(&answer), vec![applied(), over_quota()], "{answer}");
+}
+
+async fn concurrent_writes_do_not_overshoot_the_quota(backend: Backend) {
+    const QUOTA: u64 = 37;
+    let server = std::sync::Arc::new(
+        TestServer::start_with(&backend, |c| c.limits.max_records_per_user = QUOTA).await,
+    );
+    let alice = server.user("quota-race").await;
+    let pushes: Vec<_> = (0..20)
+        .map(|n| {
+            let (server, alice) = (server.clone(), alice.clone());
+            tokio::spawn(async move { put_new(&server, &alice, &format!("p{n}"), 5).await })
+        })
+        .collect();
+    let mut applied_ops = 0;
+    for push in pushes {
+        let answer = push.await.unwrap();
+        applied_ops += statuses(&answer).iter().filter(|s| **s == applied()).count() as u64;
+    }
+    assert_eq!(applied_ops, QUOTA);
+    assert_eq!(server.pull_all(&alice, 0, 500).await.len() as u64, QUOTA);
 }
