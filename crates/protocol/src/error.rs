@@ -31,6 +31,9 @@ pub enum ErrorCode {
     Unavailable,
     /// A bug or an unexpected storage failure (500).
     Internal,
+    /// The write would take the user past their quota of live records or of stored value bytes
+    /// (507). Not transient: it succeeds only once the user has deleted enough.
+    QuotaExceeded,
 }
 
 impl ErrorCode {
@@ -47,6 +50,7 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => 408,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
+            ErrorCode::QuotaExceeded => 507,
         }
     }
 

@@ -115,6 +115,14 @@ pub(crate) struct ServeArgs {
     /// Largest single value (compact JSON) in bytes (a push op is rejected, a PUT gets 413).
     #[arg(long, env = "PERSIST_MAX_VALUE_BYTES", default_value_t = Limits::default().max_value_bytes)]
     pub(crate) max_value_bytes: usize,
+    /// Most live records one user may keep (a push op past it is rejected `quota_exceeded`, an
+    /// import or PUT gets 507); deletes always pass; 0 = no quota.
+    #[arg(long, env = "PERSIST_MAX_RECORDS_PER_USER", default_value_t = Limits::default().max_records_per_user)]
+    pub(crate) max_records_per_user: u64,
+    /// Most bytes of live values (compact JSON) one user may keep, refused like
+    /// --max-records-per-user; 0 = no quota.
+    #[arg(long, env = "PERSIST_MAX_BYTES_PER_USER", default_value_t = Limits::default().max_bytes_per_user)]
+    pub(crate) max_bytes_per_user: u64,
     /// Sustained requests per second per user (429 past it); 0 disables rate limiting.
     #[arg(long, env = "PERSIST_RATE_LIMIT", default_value_t = Limits::default().rate_limit_per_second)]
     pub(crate) rate_limit: f64,
@@ -227,6 +235,8 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             max_import_bytes: self.max_import_bytes,
             max_value_bytes: self.max_value_bytes,
+            max_records_per_user: self.max_records_per_user,
+            max_bytes_per_user: self.max_bytes_per_user,
             rate_limit_per_second: self.rate_limit,
             rate_limit_burst: self.rate_limit_burst,
             anonymous_rate_limit_per_second: self.anonymous_rate_limit,

@@ -53,6 +53,13 @@ pub struct Limits {
     pub max_import_bytes: usize,
     /// Largest single value (its compact JSON), in bytes. Default 256 KiB.
     pub max_value_bytes: usize,
+    /// Most live records (tombstones not counted) one user may keep; a write past it is refused
+    /// (a push op `rejected`, an import or PUT 507, code `quota_exceeded`); deletes always pass.
+    /// `0` = no quota. Default 100,000.
+    pub max_records_per_user: u64,
+    /// Most bytes of live values (their compact JSON) one user may keep; refused like
+    /// `max_records_per_user`. `0` = no quota. Default 1 GiB.
+    pub max_bytes_per_user: u64,
     /// Sustained requests per second per user; `0` turns rate limiting off. Default 100.
     pub rate_limit_per_second: f64,
     /// Requests a user may send at once before the sustained rate applies. Default 200.
@@ -102,6 +109,8 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 32 * 1024 * 1024,
             max_value_bytes: 256 * 1024,
+            max_records_per_user: 100_000,
+            max_bytes_per_user: 1024 * 1024 * 1024,
             rate_limit_per_second: 100.0,
             rate_limit_burst: 200,
             anonymous_rate_limit_per_second: 20.0,

@@ -95,6 +95,9 @@ impl From<StorageError> for ApiError {
                 tracing::warn!(%message, "storage unavailable");
                 ApiError::new(ErrorCode::Unavailable, "the database is unavailable")
             }
+            StorageError::QuotaExceeded(message) => {
+                ApiError::new(ErrorCode::QuotaExceeded, message)
+            }
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::new(ErrorCode::Internal, "internal storage error")

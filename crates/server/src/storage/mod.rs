@@ -1,13 +1,15 @@
 //! Storage behind one trait, with two backends: SQLite (embedded, one writer thread with group
 //! commit) and PostgreSQL (several server instances share one database).
 //!
-//! Both backends keep the same tables: `namespaces` (one revision counter per user), `records`
-//! (one row per item, tombstones included, indexed by revision for pulls), `ops` (op id → first
-//! answer, for idempotent retries) and `tokens` (SHA-256 hashes of bearer tokens).
+//! Both backends keep the same tables: `namespaces` (one revision counter per user, and its usage
+//! for quotas: live records and bytes of their values), `records` (one row per item, tombstones
+//! included, indexed by revision for pulls), `ops` (op id → first answer, for idempotent retries)
+//! and `tokens` (SHA-256 hashes of bearer tokens).
 
 mod events;
 mod postgres;
 mod push;
+mod quota;
 mod sqlite;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use persist_protocol::{
 
 pub(crate) use events::{EventHub, NamespaceEvent};
 pub(crate) use push::{plan_push, CurrentRow, PushBatch, Remembered};
+pub(crate) use quota::{Quota, Usage};
 
 use crate::config::{DatabaseConfig, ServerConfig};
 
@@ -36,6 +39,9 @@ pub enum StorageError {
     /// A stored row could not be read back.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The write would take the namespace past its quota; nothing of it was written.
+    #[error("{0}")]
+    QuotaExceeded(String),
 }
 
 impl From<rusqlite::Error> for StorageError {
@@ -199,6 +205,7 @@ pub(crate) struct StorageOptions {
     pub(crate) op_retention: Duration,
     pub(crate) postgres_pool_size: usize,
     pub(crate) sqlite_readers: usize,
+    pub(crate) quota: Quota,
 }
 
 impl StorageOptions {
@@ -208,6 +215,10 @@ impl StorageOptions {
             op_retention: config.op_retention,
             postgres_pool_size: config.postgres_pool_size,
             sqlite_readers: config.sqlite_readers,
+            quota: Quota {
+                max_records: config.limits.max_records_per_user,
+                max_bytes: config.limits.max_bytes_per_user,
+            },
         }
     }
 }

@@ -11,7 +11,7 @@ use persist_protocol::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{record_from_row, StorageError, WriteOp};
+use super::{record_from_row, Quota, StorageError, Usage, WriteOp};
 
 /// The current row of an item: what the push rule and a conflict answer need, read in one query.
 #[derive(Debug, Clone)]
@@ -155,9 +155,23 @@ impl Remembered {
 pub(crate) struct PushBatch {
     /// Items whose current record a conflict answer of this push already carries.
     shown: HashSet<(String, String)>,
+    /// The namespace's quota.
+    quota: Quota,
+    /// The namespace's usage after the ops planned so far.
+    usage: Usage,
 }
 
 impl PushBatch {
+    /// A push to a namespace using `usage` before it, under `quota`.
+    pub(crate) fn new(quota: Quota, usage: Usage) -> Self {
+        Self { shown: HashSet::new(), quota, usage }
+    }
+
+    /// The namespace's usage after the ops planned so far.
+    pub(crate) fn usage(&self) -> Usage {
+        self.usage
+    }
+
     /// The answer to an op that conflicts with `current`: the record, the first time this push
     /// shows the item; afterwards `rejected` (`invalid_input`), never `current: None`, which
     /// would tell the client the server lost the item. A client sends one op per item per push,
@@ -218,6 +232,18 @@ pub(crate) fn plan_push<'op>(
     let fingerprint = Some(fingerprint(op));
     let (outcome, write, remember) = match decide(op, current.as_ref()) {
         Decision::Write => {
+            let live_size = |row: &CurrentRow| {
+                (!row.deleted).then(|| row.value_json.as_deref().map_or(0, str::len) as u64)
+            };
+            let old = current.as_ref().and_then(live_size);
+            let new = (!op.delete).then_some(op.value_json.len() as u64);
+            let after = batch.usage.replace(old, new);
+            if let Err(message) = batch.quota.check(batch.usage, after) {
+                // Not remembered: once the user has deleted enough, the op may be sent again.
+                let outcome = PushOutcome::Rejected { code: ErrorCode::QuotaExceeded, message };
+                return Ok(PushPlan { outcome, write: None, remember: None });
+            }
+            batch.usage = after;
             let revision = head + 1;
             let write = RowWrite {
                 revision,

@@ -34,5 +34,6 @@ mod durability;
 mod events;
 mod hardening;
 mod operations;
+mod quotas;
 mod security;
 mod sync_protocol;

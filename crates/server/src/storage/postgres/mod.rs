@@ -19,7 +19,9 @@ use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResp
 use tokio::task::JoinHandle;
 use tokio_postgres::{IsolationLevel, NoTls};
 
-use super::{EventHub, Mutation, Storage, StorageError, StorageOptions, TokenInfo, WriteOutcome};
+use super::{
+    EventHub, Mutation, Quota, Storage, StorageError, StorageOptions, TokenInfo, WriteOutcome,
+};
 
 /// PostgreSQL storage.
 #[derive(Debug)]
@@ -27,6 +29,7 @@ pub(crate) struct PostgresStorage {
     pool: Pool,
     listener: JoinHandle<()>,
     pruner: JoinHandle<()>,
+    quota: Quota,
 }
 
 impl PostgresStorage {
@@ -57,7 +60,7 @@ impl PostgresStorage {
         let listener = tokio::spawn(listen::listen_forever(config, events));
         let pruner = tokio::spawn(prune_forever(pool.clone(), options.op_retention));
         tracing::info!("postgres storage open");
-        Ok(Self { pool, listener, pruner })
+        Ok(Self { pool, listener, pruner, quota: options.quota })
     }
 
     async fn client(&self) -> Result<Object, StorageError> {
@@ -98,7 +101,7 @@ impl Storage for PostgresStorage {
     async fn write(&self, ns: &str, mutation: Mutation) -> Result<WriteOutcome, StorageError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let outcome = writes::apply(&tx, ns, mutation).await?;
+        let outcome = writes::apply(&tx, ns, mutation, self.quota).await?;
         tx.commit().await?;
         Ok(outcome)
     }

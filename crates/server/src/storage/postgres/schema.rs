@@ -42,6 +42,16 @@ CREATE TABLE tokens (
 "#,
     // TRUE for the token of `serve --dev`, which only a server in dev mode accepts.
     "ALTER TABLE tokens ADD COLUMN dev BOOLEAN NOT NULL DEFAULT FALSE;",
+    // Per-user quotas: each namespace's live records and the bytes of their values, kept up to
+    // date by every write in its transaction; computed once here for existing data.
+    r#"
+ALTER TABLE namespaces ADD COLUMN live_records BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE namespaces ADD COLUMN live_bytes BIGINT NOT NULL DEFAULT 0;
+UPDATE namespaces n SET live_records = u.records, live_bytes = u.bytes
+FROM (SELECT ns, COUNT(*) AS records, COALESCE(SUM(size), 0) AS bytes
+      FROM records WHERE NOT deleted GROUP BY ns) u
+WHERE n.ns = u.ns;
+"#,
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> Result<(), StorageError> {

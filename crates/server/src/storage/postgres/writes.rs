@@ -9,36 +9,55 @@ use persist_protocol::{PushOutcome, Revision};
 
 use super::{listen, reads};
 use crate::storage::{
-    now_ms, plan_push, revision_from_db, revision_to_db, Applied, Mutation, PushBatch, Remembered,
-    StorageError, UpsertRow, WriteOp, WriteOutcome, TOKEN_ID_LEN,
+    now_ms, plan_push, revision_from_db, revision_to_db, Applied, Mutation, PushBatch, Quota,
+    Remembered, StorageError, UpsertRow, Usage, WriteOp, WriteOutcome, TOKEN_ID_LEN,
 };
 
-/// Applies one mutation to namespace `ns` in `tx` (the caller commits).
+/// Applies one mutation to namespace `ns` in `tx` (the caller commits). The namespace's usage
+/// is read with its head under the namespace row's lock and stored with it.
 pub(super) async fn apply(
     tx: &Transaction<'_>,
     ns: &str,
     mutation: Mutation,
+    quota: Quota,
 ) -> Result<WriteOutcome, StorageError> {
     let now = now_ms();
     let lock = tx
         .prepare_cached(
             "INSERT INTO namespaces (ns, revision) VALUES ($1, 0) \
-             ON CONFLICT (ns) DO UPDATE SET revision = namespaces.revision RETURNING revision",
+             ON CONFLICT (ns) DO UPDATE SET revision = namespaces.revision \
+             RETURNING revision, live_records, live_bytes",
         )
         .await?;
-    let start = revision_from_db(tx.query_one(&lock, &[&ns]).await?.get(0));
+    let locked = tx.query_one(&lock, &[&ns]).await?;
+    let start = revision_from_db(locked.get(0));
+    let start_usage =
+        Usage { records: revision_from_db(locked.get(1)), bytes: revision_from_db(locked.get(2)) };
     let mut head = start;
+    let mut usage = start_usage;
     let applied = match mutation {
-        Mutation::Push(ops) => Applied::Push(push(tx, ns, &ops, &mut head, now).await?),
-        Mutation::Upsert(rows) => Applied::Upsert(upserts(tx, ns, &rows, &mut head, now).await?),
+        Mutation::Push(ops) => {
+            let mut batch = PushBatch::new(quota, usage);
+            let outcomes = push(tx, ns, &ops, &mut head, &mut batch, now).await?;
+            usage = batch.usage();
+            Applied::Push(outcomes)
+        }
+        Mutation::Upsert(rows) => {
+            usage = upserts_usage(tx, ns, &rows, usage).await?;
+            quota.check(start_usage, usage).map_err(StorageError::QuotaExceeded)?;
+            Applied::Upsert(upserts(tx, ns, &rows, &mut head, now).await?)
+        }
         Mutation::Delete { collection, id } => {
-            let live =
-                reads::current_row(tx, ns, &collection, &id).await?.is_some_and(|row| !row.deleted);
-            if live {
+            let old = reads::current_row(tx, ns, &collection, &id)
+                .await?
+                .filter(|row| !row.deleted)
+                .map(|row| row.value_json.map_or(0, |value| value.len() as u64));
+            if old.is_some() {
                 head += 1;
                 write_row(tx, ns, &collection, &id, None, head, now, None).await?;
+                usage = usage.replace(old, None);
             }
-            Applied::Delete(live)
+            Applied::Delete(old.is_some())
         }
         Mutation::Clear => {
             let rows = tx
@@ -53,9 +72,19 @@ pub(super) async fn apply(
                 let (collection, id): (String, String) = (row.get(0), row.get(1));
                 write_row(tx, ns, &collection, &id, None, head, now, None).await?;
             }
+            usage = Usage::default();
             Applied::Clear(rows.len() as u64)
         }
     };
+    if usage != start_usage {
+        let store = tx
+            .prepare_cached(
+                "UPDATE namespaces SET live_records = $2, live_bytes = $3 WHERE ns = $1",
+            )
+            .await?;
+        let (records, bytes) = (revision_to_db(usage.records), revision_to_db(usage.bytes));
+        tx.execute(&store, &[&ns, &records, &bytes]).await?;
+    }
     if head != start {
         let store = tx.prepare_cached("UPDATE namespaces SET revision = $2 WHERE ns = $1").await?;
         tx.execute(&store, &[&ns, &revision_to_db(head)]).await?;
@@ -72,13 +101,13 @@ async fn push(
     ns: &str,
     ops: &[WriteOp],
     head: &mut Revision,
+    batch: &mut PushBatch,
     now: i64,
 ) -> Result<Vec<PushOutcome>, StorageError> {
     let remember = tx
         .prepare_cached("INSERT INTO ops (ns, op_id, result, created_at) VALUES ($1, $2, $3, $4)")
         .await?;
     let mut outcomes = Vec::with_capacity(ops.len());
-    let mut batch = PushBatch::default();
     for op in ops {
         let remembered = reads::remembered_outcome(tx, ns, &op.op_id)
             .await?
@@ -89,7 +118,7 @@ async fn push(
             Some(answer) if !answer.needs_current() => None,
             _ => reads::current_row(tx, ns, &op.collection, &op.id).await?,
         };
-        let plan = plan_push(op, remembered.as_ref(), current, *head, &mut batch)?;
+        let plan = plan_push(op, remembered.as_ref(), current, *head, batch)?;
         if let Some(write) = &plan.write {
             let (value, hlc) = (write.value_json, write.hlc_json.as_deref());
             write_row(tx, ns, &op.collection, &op.id, value, write.revision, now, hlc).await?;
@@ -101,6 +130,35 @@ async fn push(
         outcomes.push(plan.outcome);
     }
     Ok(outcomes)
+}
+
+/// The usage after upserting `rows` (distinct keys): each replaces the item's live value, if any.
+/// One query per chunk sums the live rows the upserts replace.
+async fn upserts_usage(
+    tx: &Transaction<'_>,
+    ns: &str,
+    rows: &[UpsertRow],
+    mut usage: Usage,
+) -> Result<Usage, StorageError> {
+    const CHUNK: usize = 5_000;
+    let replaced = tx
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(r.size), 0)::BIGINT FROM records r \
+             JOIN UNNEST($2::text[], $3::text[]) AS t(c, i) \
+             ON r.ns = $1 AND r.collection = t.c AND r.id = t.i WHERE NOT r.deleted",
+        )
+        .await?;
+    for chunk in rows.chunks(CHUNK) {
+        let collections: Vec<&str> = chunk.iter().map(|r| r.collection.as_str()).collect();
+        let ids: Vec<&str> = chunk.iter().map(|r| r.id.as_str()).collect();
+        let row = tx.query_one(&replaced, &[&ns, &collections, &ids]).await?;
+        let (count, bytes): (i64, i64) = (row.get(0), row.get(1));
+        let added: u64 = chunk.iter().map(|r| r.value_json.len() as u64).sum();
+        usage.records =
+            (usage.records + chunk.len() as u64).saturating_sub(revision_from_db(count));
+        usage.bytes = (usage.bytes + added).saturating_sub(revision_from_db(bytes));
+    }
+    Ok(usage)
 }
 
 async fn upserts(

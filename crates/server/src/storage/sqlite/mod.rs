@@ -45,6 +45,7 @@ impl SqliteStorage {
         let path = path.to_path_buf();
         let readers_wanted = options.sqlite_readers.max(1);
         let retention = options.op_retention;
+        let quota = options.quota;
         let opened = {
             let path = path.clone();
             tokio::task::spawn_blocking(move || {
@@ -64,7 +65,7 @@ impl SqliteStorage {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                writer::run(writer_conn, receiver, events, retention);
+                writer::run(writer_conn, receiver, events, retention, quota);
                 let _ = done_tx.send(());
             })
             .map_err(|e| StorageError::Database(format!("cannot start the writer: {e}")))?;

@@ -43,6 +43,16 @@ CREATE TABLE tokens (
 "#,
     // 1 for the token of `serve --dev`, which only a server in dev mode accepts.
     "ALTER TABLE tokens ADD COLUMN dev INTEGER NOT NULL DEFAULT 0;",
+    // Per-user quotas: each namespace's live records and the bytes of their values, kept up to
+    // date by every write in its transaction; computed once here for existing data.
+    r#"
+ALTER TABLE namespaces ADD COLUMN live_records INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE namespaces ADD COLUMN live_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE namespaces SET
+    live_records = (SELECT COUNT(*) FROM records r WHERE r.ns = namespaces.ns AND r.deleted = 0),
+    live_bytes = (SELECT COALESCE(SUM(size), 0) FROM records r
+                  WHERE r.ns = namespaces.ns AND r.deleted = 0);
+"#,
 ];
 
 /// Opens the writer connection: WAL, `synchronous=FULL` (a commit is on disk before it is
@@ -140,6 +150,34 @@ mod tests {
         if wal.exists() {
             assert_eq!(mode(&wal), 0o600);
         }
+    }
+
+    #[test]
+    fn the_quota_migration_counts_existing_live_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite3");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&MIGRATIONS[..2].join("\n")).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version=2; \
+                 INSERT INTO namespaces (ns, revision) VALUES ('a', 3), ('b', 1), ('empty', 0); \
+                 INSERT INTO records VALUES ('a', 'c', '1', '\"xy\"', 1, 0, 0, NULL, 4), \
+                   ('a', 'c', '2', '12', 2, 0, 0, NULL, 2), ('a', 'c', '3', NULL, 3, 1, 0, NULL, 0), \
+                   ('b', 'c', '1', NULL, 1, 1, 0, NULL, 0);",
+            )
+            .unwrap();
+        }
+        let conn = open_writer(&path).unwrap();
+        let usage = |ns: &str| -> (i64, i64) {
+            conn.query_row(
+                "SELECT live_records, live_bytes FROM namespaces WHERE ns = ?1",
+                [ns],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!((usage("a"), usage("b"), usage("empty")), ((2, 6), (0, 0), (0, 0)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::writes::{self, TokenChange};
-use crate::storage::{now_ms, EventHub, Mutation, StorageError, WriteOutcome};
+use crate::storage::{now_ms, EventHub, Mutation, Quota, StorageError, WriteOutcome};
 
 /// Most jobs committed together.
 const MAX_BATCH_JOBS: usize = 1024;
@@ -35,6 +35,7 @@ pub(super) fn run(
     mut jobs: mpsc::Receiver<Job>,
     events: EventHub,
     op_retention: Duration,
+    quota: Quota,
 ) {
     let mut last_prune = Instant::now() - PRUNE_EVERY;
     while let Some(first) = jobs.blocking_recv() {
@@ -47,7 +48,7 @@ pub(super) fn run(
         }
         let jobs_in_batch = batch.len();
         let started = Instant::now();
-        commit_batch(&mut conn, batch, &events);
+        commit_batch(&mut conn, batch, &events, quota);
         let took = started.elapsed();
         if took >= SLOW_COMMIT {
             tracing::warn!(jobs = jobs_in_batch, ?took, "slow group commit");
@@ -72,7 +73,7 @@ enum Reply {
     Token(oneshot::Sender<Result<u64, StorageError>>, Result<u64, StorageError>),
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<Job>, events: &EventHub) {
+fn commit_batch(conn: &mut Connection, batch: Vec<Job>, events: &EventHub, quota: Quota) {
     let mut replies = Vec::with_capacity(batch.len());
     if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
         let message = error.to_string();
@@ -85,7 +86,8 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>, events: &EventHub) {
     for job in batch {
         match job {
             Job::Write { ns, mutation, reply } => {
-                let result = in_savepoint(conn, |conn| writes::apply(conn, &ns, mutation, now));
+                let result =
+                    in_savepoint(conn, |conn| writes::apply(conn, &ns, mutation, quota, now));
                 replies.push(Reply::Write(reply, result, ns));
             }
             Job::Tokens { change, reply } => {

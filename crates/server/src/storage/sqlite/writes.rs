@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use persist_protocol::{PushOutcome, Revision};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::reads;
 use crate::storage::{
-    now_ms, plan_push, revision_to_db, Applied, Mutation, PushBatch, Remembered, StorageError,
-    UpsertRow, WriteOp, WriteOutcome, TOKEN_ID_LEN,
+    now_ms, plan_push, revision_from_db, revision_to_db, Applied, Mutation, PushBatch, Quota,
+    Remembered, StorageError, UpsertRow, Usage, WriteOp, WriteOutcome, TOKEN_ID_LEN,
 };
 
 /// A change to the tokens table.
@@ -31,25 +31,39 @@ pub(super) enum TokenChange {
 }
 
 /// Applies one mutation to namespace `ns` (the caller holds the transaction and a savepoint).
+/// The namespace's usage is read with its head and stored with it, in the same transaction.
 pub(super) fn apply(
     conn: &Connection,
     ns: &str,
     mutation: Mutation,
+    quota: Quota,
     now: i64,
 ) -> Result<WriteOutcome, StorageError> {
-    let start = reads::head(conn, ns)?;
+    let (start, start_usage) = namespace(conn, ns)?;
     let mut head = start;
+    let mut usage = start_usage;
     let applied = match mutation {
-        Mutation::Push(ops) => Applied::Push(apply_push(conn, ns, &ops, &mut head, now)?),
-        Mutation::Upsert(rows) => Applied::Upsert(apply_upserts(conn, ns, &rows, &mut head, now)?),
+        Mutation::Push(ops) => {
+            let mut batch = PushBatch::new(quota, usage);
+            let outcomes = apply_push(conn, ns, &ops, &mut head, &mut batch, now)?;
+            usage = batch.usage();
+            Applied::Push(outcomes)
+        }
+        Mutation::Upsert(rows) => {
+            usage = upserts_usage(conn, ns, &rows, usage)?;
+            quota.check(start_usage, usage).map_err(StorageError::QuotaExceeded)?;
+            Applied::Upsert(apply_upserts(conn, ns, &rows, &mut head, now)?)
+        }
         Mutation::Delete { collection, id } => {
-            let live =
-                reads::current_row(conn, ns, &collection, &id)?.is_some_and(|row| !row.deleted);
-            if live {
+            let old = reads::current_row(conn, ns, &collection, &id)?
+                .filter(|row| !row.deleted)
+                .map(|row| row.value_json.map_or(0, |value| value.len() as u64));
+            if old.is_some() {
                 head += 1;
                 write_row(conn, ns, &collection, &id, None, head, now, None)?;
+                usage = usage.replace(old, None);
             }
-            Applied::Delete(live)
+            Applied::Delete(old.is_some())
         }
         Mutation::Clear => {
             let keys: Vec<(String, String)> = conn
@@ -63,17 +77,55 @@ pub(super) fn apply(
                 head += 1;
                 write_row(conn, ns, collection, id, None, head, now, None)?;
             }
+            usage = Usage::default();
             Applied::Clear(keys.len() as u64)
         }
     };
-    if head != start {
+    if head != start || usage != start_usage {
         conn.prepare_cached(
-            "INSERT INTO namespaces (ns, revision) VALUES (?1, ?2) \
-             ON CONFLICT (ns) DO UPDATE SET revision = excluded.revision",
+            "INSERT INTO namespaces (ns, revision, live_records, live_bytes) \
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (ns) DO UPDATE SET revision = excluded.revision, \
+             live_records = excluded.live_records, live_bytes = excluded.live_bytes",
         )?
-        .execute(params![ns, revision_to_db(head)])?;
+        .execute(params![
+            ns,
+            revision_to_db(head),
+            revision_to_db(usage.records),
+            revision_to_db(usage.bytes)
+        ])?;
     }
     Ok(WriteOutcome { applied, head })
+}
+
+/// The namespace's head and usage (zero for a namespace never written).
+fn namespace(conn: &Connection, ns: &str) -> Result<(Revision, Usage), StorageError> {
+    let row: Option<(i64, i64, i64)> = conn
+        .prepare_cached("SELECT revision, live_records, live_bytes FROM namespaces WHERE ns = ?1")?
+        .query_row(params![ns], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?;
+    Ok(row.map_or((0, Usage::default()), |(revision, records, bytes)| {
+        let usage = Usage { records: revision_from_db(records), bytes: revision_from_db(bytes) };
+        (revision_from_db(revision), usage)
+    }))
+}
+
+/// The usage after upserting `rows` (distinct keys): each replaces the item's live value, if any.
+fn upserts_usage(
+    conn: &Connection,
+    ns: &str,
+    rows: &[UpsertRow],
+    mut usage: Usage,
+) -> Result<Usage, StorageError> {
+    let mut live_size = conn.prepare_cached(
+        "SELECT size FROM records WHERE ns = ?1 AND collection = ?2 AND id = ?3 AND deleted = 0",
+    )?;
+    for row in rows {
+        let old: Option<i64> =
+            live_size.query_row(params![ns, row.collection, row.id], |r| r.get(0)).optional()?;
+        usage = usage.replace(old.map(revision_from_db), Some(row.value_json.len() as u64));
+    }
+    Ok(usage)
 }
 
 /// Each op: read what the plan needs, plan (pure), then write the row and remember the answer.
@@ -82,10 +134,10 @@ fn apply_push(
     ns: &str,
     ops: &[WriteOp],
     head: &mut Revision,
+    batch: &mut PushBatch,
     now: i64,
 ) -> Result<Vec<PushOutcome>, StorageError> {
     let mut outcomes = Vec::with_capacity(ops.len());
-    let mut batch = PushBatch::default();
     for op in ops {
         let remembered = reads::remembered_outcome(conn, ns, &op.op_id)?
             .map(|text| Remembered::parse(&op.op_id, &text))
@@ -95,7 +147,7 @@ fn apply_push(
             Some(answer) if !answer.needs_current() => None,
             _ => reads::current_row(conn, ns, &op.collection, &op.id)?,
         };
-        let plan = plan_push(op, remembered.as_ref(), current, *head, &mut batch)?;
+        let plan = plan_push(op, remembered.as_ref(), current, *head, batch)?;
         if let Some(write) = &plan.write {
             let (value, hlc) = (write.value_json, write.hlc_json.as_deref());
             write_row(conn, ns, &op.collection, &op.id, value, write.revision, now, hlc)?;
