@@ -35,6 +35,19 @@ pub(crate) struct Metrics {
     pushes: AtomicU64,
     imported: AtomicU64,
     event_streams: AtomicI64,
+    /// Event stream wake-ups by the hub, by cause: [commit, revocation, resync].
+    event_wakeups: [AtomicU64; 3],
+}
+
+/// Why the event hub woke an event stream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WakeCause {
+    /// A commit (of the stream's namespace).
+    Commit = 0,
+    /// Tokens were revoked: the stream checks its own.
+    Revocation = 1,
+    /// Events may have been missed: the stream re-reads its head.
+    Resync = 2,
 }
 
 impl Metrics {
@@ -73,6 +86,10 @@ impl Metrics {
 
     pub(crate) fn event_stream_closed(&self) {
         self.event_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn event_stream_woken(&self, cause: WakeCause) {
+        self.event_wakeups[cause as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text format.
@@ -153,6 +170,18 @@ impl Metrics {
              # TYPE persist_event_streams gauge\npersist_event_streams {}\n",
             self.event_streams.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP persist_event_stream_wakeups_total Times an event stream was woken by an event \
+             (a commit of its namespace, a token revocation, a resync).\n\
+             # TYPE persist_event_stream_wakeups_total counter\n",
+        );
+        for (cause, value) in ["commit", "revocation", "resync"].iter().zip(&self.event_wakeups) {
+            let _ = writeln!(
+                out,
+                "persist_event_stream_wakeups_total{{cause=\"{cause}\"}} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
         out
     }
 }

@@ -12,7 +12,7 @@ use crate::config::ServerConfig;
 use crate::connections::{self, ConnectionLimits};
 use crate::error::ServerError;
 use crate::http::{ensure_dev_token, router, AppState};
-use crate::storage::{self, EventHub, NamespaceEvent, StorageOptions, TokenInfo};
+use crate::storage::{self, EventHub, StorageOptions, TokenInfo};
 
 /// A running server: its address, a way to stop it, and its task.
 #[derive(Debug)]
@@ -79,7 +79,7 @@ impl RunningServer {
     pub async fn revoke_tokens(&self, user: &str, id: Option<&str>) -> Result<u64, ServerError> {
         let revoked = admin::delete_tokens(&*self.state.storage, user, id).await?;
         self.state.tokens.clear();
-        self.state.events.publish(NamespaceEvent::TokensRevoked);
+        self.state.events.tokens_revoked();
         Ok(revoked)
     }
 

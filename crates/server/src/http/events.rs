@@ -14,14 +14,15 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use persist_protocol::{EventMessage, Revision};
 use serde::Deserialize;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use super::extract::Peer;
 use super::limits::EventStreamSlot;
 use super::AppState;
 use crate::auth::{bearer, CACHE_TTL};
 use crate::error::ApiError;
-use crate::storage::{NamespaceEvent, Storage};
+use crate::metrics::WakeCause;
+use crate::storage::{HubEvent, Storage, Subscription};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct EventsQuery {
@@ -44,7 +45,7 @@ pub(super) async fn events(
     // Held by the stream until it ends, whatever ends it.
     let slot = state.event_slots.acquire(&user)?;
     // Subscribe before reading the head, so no revision falls between the two.
-    let receiver = state.events.subscribe();
+    let receiver = state.events.subscribe(&user);
     let head = state.storage.head(&user).await?;
     state.metrics.event_stream_opened();
     let mut recheck = tokio::time::interval(CACHE_TTL);
@@ -75,7 +76,8 @@ fn event(revision: Revision) -> Event {
 }
 
 struct EventStream {
-    receiver: broadcast::Receiver<NamespaceEvent>,
+    /// Wakes for this namespace's commits only (and revocations, resyncs).
+    receiver: Subscription,
     /// The token the stream was opened with: checked again every [`CACHE_TTL`] and whenever
     /// tokens are revoked here, and the stream ends once it is gone.
     token: String,
@@ -127,21 +129,25 @@ impl EventStream {
                     return None;
                 }
                 message = self.receiver.recv() => match message {
-                    Ok(NamespaceEvent::Advanced { ns, revision }) if *ns == *self.user => revision,
-                    Ok(NamespaceEvent::Advanced { .. }) => continue,
-                    Ok(NamespaceEvent::TokensRevoked) => {
+                    Some(HubEvent::Advanced(revision)) => {
+                        self.state.metrics.event_stream_woken(WakeCause::Commit);
+                        revision
+                    }
+                    Some(HubEvent::TokensRevoked) => {
+                        self.state.metrics.event_stream_woken(WakeCause::Revocation);
                         if self.token_still_valid().await {
                             continue;
                         }
                         return None;
                     }
-                    Ok(NamespaceEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Some(HubEvent::Resync) => {
+                        self.state.metrics.event_stream_woken(WakeCause::Resync);
                         match self.storage.head(&self.user).await {
                             Ok(head) => head,
                             Err(_) => continue,
                         }
                     }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                    None => return None,
                 },
             };
             if Some(candidate) > self.last_sent {

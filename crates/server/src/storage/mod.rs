@@ -20,7 +20,7 @@ use persist_protocol::{
     ExportResponse, Hlc, PullResponse, PushOutcome, Record, Revision, StatsResponse,
 };
 
-pub(crate) use events::{EventHub, NamespaceEvent};
+pub(crate) use events::{EventHub, HubEvent, Subscription};
 pub(crate) use push::{plan_push, CurrentRow, PushBatch, Remembered};
 pub(crate) use quota::{Quota, Usage};
 

@@ -13,6 +13,7 @@ backend_tests!(
     events_announce_new_revisions_of_the_own_namespace_only,
     a_request_slower_than_the_timeout_is_408_and_the_event_stream_is_not_cut,
     event_streams_are_capped_per_user_and_in_total_and_a_closed_one_frees_its_slot,
+    a_commit_wakes_only_the_event_streams_of_its_own_namespace,
 );
 
 /// Reads server-sent events.
@@ -229,4 +230,33 @@ async fn event_streams_are_capped_per_user_and_in_total_and_a_closed_one_frees_i
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(reopened.is_some(), "the closed stream's slot was never released");
+}
+
+/// `persist_event_stream_wakeups_total{cause="commit"}`: how often event streams were woken by
+/// a commit (whether or not it was theirs to announce).
+async fn commit_wakeups(server: &TestServer) -> u64 {
+    let text = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let prefix = "persist_event_stream_wakeups_total{cause=\"commit\"} ";
+    let line = text.lines().find_map(|line| line.strip_prefix(prefix));
+    line.unwrap_or_else(|| panic!("no commit wake-ups in {text}")).parse().unwrap()
+}
+
+async fn a_commit_wakes_only_the_event_streams_of_its_own_namespace(backend: Backend) {
+    let server = TestServer::start(&backend).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let mut bob_events = EventReader::open(&server, &bob.token).await;
+    assert_eq!(bob_events.next().await, Some(json!({"revision": 0})));
+    let before = commit_wakeups(&server).await;
+
+    for n in 0..20 {
+        let id = format!("a{n}");
+        server.push(&alice, json!([put_op(&id, "c", &id, json!(n), None)])).await;
+    }
+    // Bob's own commit is announced after everything published before it has reached his stream.
+    server.push(&bob, json!([put_op("b", "c", "b", json!(1), None)])).await;
+    assert_eq!(bob_events.next().await, Some(json!({"revision": 1})));
+
+    // His stream woke once, for his commit; Alice's 20 commits did not touch it.
+    assert_eq!(commit_wakeups(&server).await - before, 1);
 }

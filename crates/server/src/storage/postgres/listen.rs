@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::storage::{EventHub, NamespaceEvent};
+use crate::storage::EventHub;
 
 /// The channel every write notifies, payload `"<revision>:<namespace>"`.
 pub(super) const CHANNEL: &str = "persist_events";
@@ -39,7 +39,7 @@ pub(super) async fn listen_forever(config: tokio_postgres::Config, events: Event
                     Ok(()) => {
                         backoff = Duration::from_millis(200);
                         // Anything committed while we were not listening is found by a re-read.
-                        events.publish(NamespaceEvent::Resync);
+                        events.resync();
                         while let Some(payload) = notes.recv().await {
                             if let Some((revision, ns)) = parse_payload(&payload) {
                                 events.advanced(ns, revision);
