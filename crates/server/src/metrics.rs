@@ -1,42 +1,46 @@
-//! Prometheus metrics, kept in memory and rendered as the text exposition format.
+//! Prometheus metrics, kept in a `prometheus-client` [`Registry`] and rendered as OpenMetrics text.
+//!
+//! Counters and the gauge are atomics; labelled metrics are [`Family`]s (a read lock to find the
+//! series, a write lock only the first time a label set is seen); the latency histogram is the
+//! crate's (a short lock per route). The labelled op counters are looked up once, here, so a push
+//! only touches atomics.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
-/// Latency bucket upper bounds, in seconds.
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// The `Content-Type` of [`Metrics::render`]'s output (OpenMetrics text 1.0.0).
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Latency bucket upper bounds, in seconds (`+Inf` is implicit).
 const BUCKETS: [f64; 12] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: &'static str,
+    status: u16,
 }
 
-#[derive(Debug, Default)]
-struct RequestMetrics {
-    /// (method, route, status) → count.
-    requests: BTreeMap<(&'static str, &'static str, u16), u64>,
-    /// route → latency histogram.
-    latency: BTreeMap<&'static str, Histogram>,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
 }
 
-/// All metrics of one server.
-#[derive(Debug, Default)]
-pub(crate) struct Metrics {
-    requests: Mutex<RequestMetrics>,
-    ops_applied: AtomicU64,
-    ops_conflict: AtomicU64,
-    ops_rejected: AtomicU64,
-    pushes: AtomicU64,
-    imported: AtomicU64,
-    event_streams: AtomicI64,
-    /// Event stream wake-ups by the hub, by cause: [commit, revocation, resync].
-    event_wakeups: [AtomicU64; 3],
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CauseLabels {
+    cause: &'static str,
 }
 
 /// Why the event hub woke an event stream.
@@ -50,6 +54,89 @@ pub(crate) enum WakeCause {
     Resync = 2,
 }
 
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// All metrics of one server.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    pushes: Counter,
+    ops_applied: Counter,
+    /// Also exported as `persist_conflicts_total` (the same atomic).
+    ops_conflict: Counter,
+    ops_rejected: Counter,
+    imported: Counter,
+    event_streams: Gauge,
+    /// Event stream wake-ups by the hub, by cause: [commit, revocation, resync].
+    event_wakeups: [Counter; 3],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        // Counter names are registered without `_total` and help texts without the final period:
+        // the encoder adds both.
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("persist_http_requests", "HTTP requests answered", requests.clone());
+        let latency =
+            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register_with_unit(
+            "persist_http_request_duration",
+            "Time to answer, by route",
+            Unit::Seconds,
+            latency.clone(),
+        );
+        let pushes = Counter::default();
+        registry.register("persist_pushes", "Pushes answered", pushes.clone());
+        let imported = Counter::default();
+        registry.register(
+            "persist_import_items",
+            "Items written by bulk imports",
+            imported.clone(),
+        );
+        let ops = Family::<OutcomeLabels, Counter>::default();
+        registry.register("persist_ops_pushed", "Pushed ops, by outcome", ops.clone());
+        let outcome = |outcome| ops.get_or_create_owned(&OutcomeLabels { outcome });
+        let (ops_applied, ops_conflict, ops_rejected) =
+            (outcome("applied"), outcome("conflict"), outcome("rejected"));
+        registry.register(
+            "persist_conflicts",
+            "Pushed ops answered with a conflict",
+            ops_conflict.clone(),
+        );
+        let event_streams = Gauge::default();
+        registry.register(
+            "persist_event_streams",
+            "Connected event streams",
+            event_streams.clone(),
+        );
+        let wakeups = Family::<CauseLabels, Counter>::default();
+        registry.register(
+            "persist_event_stream_wakeups",
+            "Event streams woken by the event hub, by cause",
+            wakeups.clone(),
+        );
+        let wakeup = |cause| wakeups.get_or_create_owned(&CauseLabels { cause });
+        let event_wakeups = [wakeup("commit"), wakeup("revocation"), wakeup("resync")];
+        Metrics {
+            registry,
+            event_wakeups,
+            requests,
+            latency,
+            pushes,
+            ops_applied,
+            ops_conflict,
+            ops_rejected,
+            imported,
+            event_streams,
+        }
+    }
+}
+
 impl Metrics {
     pub(crate) fn observe_request(
         &self,
@@ -58,129 +145,39 @@ impl Metrics {
         status: u16,
         elapsed: Duration,
     ) {
-        let seconds = elapsed.as_secs_f64();
-        let mut guard = self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *guard.requests.entry((method, route, status)).or_default() += 1;
-        let histogram = guard.latency.entry(route).or_default();
-        histogram.count += 1;
-        histogram.sum += seconds;
-        if let Some(index) = BUCKETS.iter().position(|bound| seconds <= *bound) {
-            histogram.counts[index] += 1;
-        }
+        self.requests.get_or_create(&RequestLabels { method, route, status }).inc();
+        self.latency.get_or_create(&RouteLabels { route }).observe(elapsed.as_secs_f64());
     }
 
     pub(crate) fn observe_push(&self, applied: u64, conflicts: u64, rejected: u64) {
-        self.pushes.fetch_add(1, Ordering::Relaxed);
-        self.ops_applied.fetch_add(applied, Ordering::Relaxed);
-        self.ops_conflict.fetch_add(conflicts, Ordering::Relaxed);
-        self.ops_rejected.fetch_add(rejected, Ordering::Relaxed);
+        self.pushes.inc();
+        self.ops_applied.inc_by(applied);
+        self.ops_conflict.inc_by(conflicts);
+        self.ops_rejected.inc_by(rejected);
     }
 
     pub(crate) fn observe_import(&self, items: u64) {
-        self.imported.fetch_add(items, Ordering::Relaxed);
+        self.imported.inc_by(items);
     }
 
     pub(crate) fn event_stream_opened(&self) {
-        self.event_streams.fetch_add(1, Ordering::Relaxed);
+        self.event_streams.inc();
     }
 
     pub(crate) fn event_stream_closed(&self) {
-        self.event_streams.fetch_sub(1, Ordering::Relaxed);
+        self.event_streams.dec();
     }
 
     pub(crate) fn event_stream_woken(&self, cause: WakeCause) {
-        self.event_wakeups[cause as usize].fetch_add(1, Ordering::Relaxed);
+        self.event_wakeups[cause as usize].inc();
     }
 
-    /// The Prometheus text format.
+    /// The OpenMetrics text exposition (served with [`CONTENT_TYPE`]), ending in `# EOF`.
     pub(crate) fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let snapshot = {
-            let guard = self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            (guard.requests.clone(), guard.latency.clone())
-        };
-        out.push_str("# HELP persist_http_requests_total HTTP requests answered.\n");
-        out.push_str("# TYPE persist_http_requests_total counter\n");
-        for ((method, route, status), count) in &snapshot.0 {
-            let _ = writeln!(
-                out,
-                "persist_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
-            );
-        }
-        out.push_str("# HELP persist_http_request_duration_seconds Time to answer, by route.\n");
-        out.push_str("# TYPE persist_http_request_duration_seconds histogram\n");
-        for (route, histogram) in &snapshot.1 {
-            let mut cumulative = 0;
-            for (bound, count) in BUCKETS.iter().zip(histogram.counts) {
-                cumulative += count;
-                let _ = writeln!(
-                    out,
-                    "persist_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "persist_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                histogram.count
-            );
-            let _ = writeln!(
-                out,
-                "persist_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                histogram.sum
-            );
-            let _ = writeln!(
-                out,
-                "persist_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                histogram.count
-            );
-        }
-        let counters = [
-            ("persist_pushes_total", "Pushes answered.", &self.pushes),
-            ("persist_import_items_total", "Items written by bulk imports.", &self.imported),
-        ];
-        for (name, help, value) in counters {
-            let _ = write!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-                value.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP persist_ops_pushed_total Pushed ops, by outcome.\n");
-        out.push_str("# TYPE persist_ops_pushed_total counter\n");
-        for (outcome, value) in [
-            ("applied", &self.ops_applied),
-            ("conflict", &self.ops_conflict),
-            ("rejected", &self.ops_rejected),
-        ] {
-            let _ = writeln!(
-                out,
-                "persist_ops_pushed_total{{outcome=\"{outcome}\"}} {}",
-                value.load(Ordering::Relaxed)
-            );
-        }
-        let _ = write!(
-            out,
-            "# HELP persist_conflicts_total Pushed ops answered with a conflict.\n\
-             # TYPE persist_conflicts_total counter\npersist_conflicts_total {}\n",
-            self.ops_conflict.load(Ordering::Relaxed)
-        );
-        let _ = write!(
-            out,
-            "# HELP persist_event_streams Connected event streams.\n\
-             # TYPE persist_event_streams gauge\npersist_event_streams {}\n",
-            self.event_streams.load(Ordering::Relaxed)
-        );
-        out.push_str(
-            "# HELP persist_event_stream_wakeups_total Times an event stream was woken by an event \
-             (a commit of its namespace, a token revocation, a resync).\n\
-             # TYPE persist_event_stream_wakeups_total counter\n",
-        );
-        for (cause, value) in ["commit", "revocation", "resync"].iter().zip(&self.event_wakeups) {
-            let _ = writeln!(
-                out,
-                "persist_event_stream_wakeups_total{{cause=\"{cause}\"}} {}",
-                value.load(Ordering::Relaxed)
-            );
+        // Writing to a `String` cannot fail, and every label value here encodes.
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(%error, "encoding metrics failed");
         }
         out
     }
@@ -195,14 +192,23 @@ mod tests {
         let metrics = Metrics::default();
         metrics.observe_request("POST", "/v1/push", 200, Duration::from_millis(3));
         metrics.observe_push(9, 1, 0);
+        metrics.event_stream_opened();
         let text = metrics.render();
         assert!(text.contains(
             "persist_http_requests_total{method=\"POST\",route=\"/v1/push\",status=\"200\"} 1"
         ));
         assert!(text.contains(
-            "persist_http_request_duration_seconds_bucket{route=\"/v1/push\",le=\"0.005\"} 1"
+            "persist_http_request_duration_seconds_bucket{le=\"0.005\",route=\"/v1/push\"} 1"
         ));
         assert!(text.contains("persist_ops_pushed_total{outcome=\"applied\"} 9"));
+        assert!(text.contains("persist_ops_pushed_total{outcome=\"rejected\"} 0"));
         assert!(text.contains("persist_conflicts_total 1"));
+        assert!(text.contains("# TYPE persist_http_request_duration_seconds histogram"));
+        assert!(text.contains("# UNIT persist_http_request_duration_seconds seconds"));
+        assert!(
+            text.contains("# HELP persist_pushes Pushes answered.\n# TYPE persist_pushes counter")
+        );
+        assert!(text.contains("persist_event_streams 1"));
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -13,7 +13,7 @@ use super::AppState;
 use crate::auth::bearer;
 use crate::error::ApiError;
 
-/// Prometheus text. Needs `Authorization: Bearer <--metrics-token>` when that flag is set; without
+/// OpenMetrics text (`application/openmetrics-text; version=1.0.0`). Needs `Authorization: Bearer <--metrics-token>` when that flag is set; without
 /// it, served only when the server listens on loopback (404 otherwise).
 pub(super) async fn render(
     State(state): State<AppState>,
@@ -28,10 +28,7 @@ pub(super) async fn render(
         }
         _ => {}
     }
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
-    )
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.metrics.render())
         .into_response())
 }
 

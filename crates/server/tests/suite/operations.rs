@@ -9,6 +9,7 @@ use crate::harness::{put_op, test_config, Backend, TestServer};
 
 backend_tests!(
     metrics_count_requests_ops_and_conflicts,
+    metrics_exposition_parses_and_counters_move_after_a_push,
     static_files_fall_back_to_the_app_but_api_paths_do_not,
     dev_mode_hands_out_a_reusable_token,
     graceful_shutdown_loses_no_acknowledged_push,
@@ -31,6 +32,7 @@ async fn metrics_count_requests_ops_and_conflicts(backend: Backend) {
         "persist_http_requests_total{method=\"POST\",route=\"/v1/push\",status=\"200\"} 2"
     ));
     assert!(text.contains("persist_http_request_duration_seconds_count{route=\"/v1/push\"} 2"));
+    assert!(text.ends_with("# EOF\n"), "{text}");
     // With --metrics-token, the token is required.
     let guarded =
         TestServer::start_with(&backend, |c| c.metrics_token = Some("m-secret".into())).await;
@@ -39,6 +41,86 @@ async fn metrics_count_requests_ops_and_conflicts(backend: Backend) {
     let response =
         guarded.http.get(guarded.url("/metrics")).bearer_auth("m-secret").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Fetches `/metrics`, checks it is well-formed OpenMetrics text (content type, a `# TYPE` for
+/// every sample's family, `# EOF` last, numeric values) and returns sample → value.
+async fn scrape(server: &TestServer) -> std::collections::HashMap<String, f64> {
+    let response = server.http.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    let text = response.text().await.unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.pop(), Some("# EOF"), "{text}");
+    let mut families: Vec<(String, String)> = Vec::new();
+    let mut samples = std::collections::HashMap::new();
+    for line in lines {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            families.push((name.to_owned(), kind.to_owned()));
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line:?}"));
+        let name = series.split('{').next().unwrap();
+        let (family, kind) = families.last().unwrap_or_else(|| panic!("no # TYPE for {line:?}"));
+        let suffixes: &[&str] = match kind.as_str() {
+            "counter" => &["_total"],
+            "gauge" => &[""],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            other => panic!("unexpected type {other}"),
+        };
+        assert!(
+            suffixes.iter().any(|suffix| name == format!("{family}{suffix}")),
+            "{name} is not in family {family} ({kind})"
+        );
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        assert!(samples.insert(series.to_owned(), value).is_none(), "duplicate {series}");
+    }
+    samples
+}
+
+async fn metrics_exposition_parses_and_counters_move_after_a_push(backend: Backend) {
+    let server = TestServer::start(&backend).await;
+    let alice = server.user("alice").await;
+    let value = |samples: &std::collections::HashMap<String, f64>, series: &str| {
+        samples.get(series).copied().unwrap_or(0.0)
+    };
+    let push_requests =
+        "persist_http_requests_total{method=\"POST\",route=\"/v1/push\",status=\"200\"}";
+    let before = scrape(&server).await;
+    assert_eq!(value(&before, "persist_event_streams"), 0.0);
+    server
+        .push(
+            &alice,
+            json!([put_op("1", "c", "a", json!(1), None), put_op("2", "c", "b", json!(1), None)]),
+        )
+        .await;
+    server.push(&alice, json!([put_op("3", "c", "a", json!(2), Some(7))])).await;
+    let after = scrape(&server).await;
+    let moved = |series: &str| value(&after, series) - value(&before, series);
+    assert_eq!(moved("persist_pushes_total"), 2.0);
+    assert_eq!(moved("persist_ops_pushed_total{outcome=\"applied\"}"), 2.0);
+    assert_eq!(moved("persist_ops_pushed_total{outcome=\"conflict\"}"), 1.0);
+    assert_eq!(moved("persist_ops_pushed_total{outcome=\"rejected\"}"), 0.0);
+    assert_eq!(moved("persist_conflicts_total"), 1.0);
+    assert_eq!(moved(push_requests), 2.0);
+    assert_eq!(moved("persist_http_request_duration_seconds_count{route=\"/v1/push\"}"), 2.0);
+    assert_eq!(
+        value(
+            &after,
+            "persist_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/v1/push\"}"
+        ),
+        value(&after, "persist_http_request_duration_seconds_count{route=\"/v1/push\"}")
+    );
+    // The first scrape itself was counted by the time of the second.
+    assert!(
+        moved("persist_http_requests_total{method=\"GET\",route=\"/metrics\",status=\"200\"}")
+            >= 1.0
+    );
 }
 
 async fn static_files_fall_back_to_the_app_but_api_paths_do_not(backend: Backend) {
