@@ -208,6 +208,15 @@ impl How<'_> {
     }
 }
 
+/// The write that closes the item's open conflict, if it has one (the item is settled).
+fn closed(state: &ItemState) -> ConflictWrite {
+    if state.conflict.is_some() {
+        ConflictWrite::Remove
+    } else {
+        ConflictWrite::Keep
+    }
+}
+
 /// The server's version replaces the local change.
 fn take_remote(current: &Record, state: &ItemState, how: &How<'_>, outcome: Decided) -> ItemPlan {
     ItemPlan {
@@ -215,11 +224,7 @@ fn take_remote(current: &Record, state: &ItemState, how: &How<'_>, outcome: Deci
         entry: EntryWrite::Remove,
         known: KnownWrite::Set(known_of(current, how.keep_base)),
         dead: None,
-        conflict: if state.conflict.is_some() {
-            ConflictWrite::Remove
-        } else {
-            ConflictWrite::Keep
-        },
+        conflict: closed(state),
         outcome: Outcome::Conflict(outcome),
     }
 }
@@ -245,11 +250,7 @@ fn push_on_top(
         entry: EntryWrite::Replace(entry),
         known: KnownWrite::Set(known_of(current, how.keep_base)),
         dead: None,
-        conflict: if state.conflict.is_some() {
-            ConflictWrite::Remove
-        } else {
-            ConflictWrite::Keep
-        },
+        conflict: closed(state),
         outcome: Outcome::Conflict(outcome),
     }
 }
@@ -335,11 +336,7 @@ fn conflict(
         return ItemPlan {
             entry: EntryWrite::Remove,
             known: KnownWrite::Set(known_of(current, how.keep_base)),
-            conflict: if state.conflict.is_some() {
-                ConflictWrite::Remove
-            } else {
-                ConflictWrite::Keep
-            },
+            conflict: closed(state),
             outcome: Outcome::Acknowledged,
             ..ItemPlan::nothing()
         };

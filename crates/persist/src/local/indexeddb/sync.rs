@@ -284,12 +284,16 @@ impl IndexedDbStore {
         result.map_err(|e| self.connection.classify(e))
     }
 
-    pub(super) async fn read_dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+    /// Every record of the bookkeeping store `store`.
+    async fn read_all_records<T: serde::de::DeserializeOwned>(
+        &self,
+        store: &str,
+    ) -> Result<Vec<T>, StoreError> {
         let db = self.connection.get().await?;
         let result = async {
-            let tx = db.transaction(DEAD_STORE).build()?;
+            let tx = db.transaction(store).build()?;
             let values: Vec<JsValue> = tx
-                .object_store(DEAD_STORE)?
+                .object_store(store)?
                 .get_all::<JsValue>()
                 .primitive()?
                 .await?
@@ -299,6 +303,10 @@ impl IndexedDbStore {
         .await;
         let values = result.map_err(|e| self.connection.classify(e))?;
         values.iter().map(|value| from_js_json(value).map_err(super::invalid_bookkeeping)).collect()
+    }
+
+    pub(super) async fn read_dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.read_all_records(DEAD_STORE).await
     }
 
     pub(super) async fn write_settled_dead_letter(
@@ -408,20 +416,7 @@ async fn conflict_keys(
 
 impl IndexedDbStore {
     pub(super) async fn read_conflicts(&self) -> Result<Vec<Conflict>, StoreError> {
-        let db = self.connection.get().await?;
-        let result = async {
-            let tx = db.transaction(CONFLICT_STORE).build()?;
-            let values: Vec<JsValue> = tx
-                .object_store(CONFLICT_STORE)?
-                .get_all::<JsValue>()
-                .primitive()?
-                .await?
-                .collect::<Result<_, _>>()?;
-            Ok::<_, IdbError>(values)
-        }
-        .await;
-        let values = result.map_err(|e| self.connection.classify(e))?;
-        values.iter().map(|value| from_js_json(value).map_err(super::invalid_bookkeeping)).collect()
+        self.read_all_records(CONFLICT_STORE).await
     }
 
     pub(super) async fn write_resolution(
