@@ -112,14 +112,34 @@ pub(crate) struct ServeArgs {
     /// Largest body of /v1/import and /api/storage/import in bytes.
     #[arg(long, env = "PERSIST_MAX_IMPORT_BYTES", default_value_t = Limits::default().max_import_bytes)]
     pub(crate) max_import_bytes: usize,
-    /// Largest single value (compact JSON) in bytes (a push op is rejected, a PUT gets 413).
+    /// Largest single value (its JSON text) in bytes (a push op is rejected, a PUT gets 413).
     #[arg(long, env = "PERSIST_MAX_VALUE_BYTES", default_value_t = Limits::default().max_value_bytes)]
     pub(crate) max_value_bytes: usize,
+    /// Most bytes of values in one pull page (a page stops there with has_more; it always
+    /// carries at least one record).
+    #[arg(long, env = "PERSIST_MAX_PAGE_BYTES", default_value_t = Limits::default().max_page_bytes)]
+    pub(crate) max_page_bytes: u64,
+    /// Bytes of pull pages held in memory at once, all users together (pages shrink under load,
+    /// a pull waits below 256 KiB left); 0 = no cap.
+    #[arg(long, env = "PERSIST_MAX_READ_BYTES_IN_FLIGHT", default_value_t = Limits::default().max_read_bytes_in_flight)]
+    pub(crate) max_read_bytes_in_flight: u64,
+    /// Exports one user may be reading at once (429 past it); 0 = no cap.
+    #[arg(long, env = "PERSIST_MAX_EXPORTS_PER_USER", default_value_t = Limits::default().max_exports_per_user)]
+    pub(crate) max_exports_per_user: usize,
+    /// Exports running at once on this instance (429 past it); 0 = no cap.
+    #[arg(long, env = "PERSIST_MAX_EXPORTS", default_value_t = Limits::default().max_exports)]
+    pub(crate) max_exports: usize,
+    /// Imports one user may send at once (429 past it, before the body is read); 0 = no cap.
+    #[arg(long, env = "PERSIST_MAX_IMPORTS_PER_USER", default_value_t = Limits::default().max_imports_per_user)]
+    pub(crate) max_imports_per_user: usize,
+    /// Imports in progress at once on this instance (429 past it); 0 = no cap.
+    #[arg(long, env = "PERSIST_MAX_IMPORTS", default_value_t = Limits::default().max_imports)]
+    pub(crate) max_imports: usize,
     /// Most live records one user may keep (a push op past it is rejected `quota_exceeded`, an
     /// import or PUT gets 507); deletes always pass; 0 = no quota.
     #[arg(long, env = "PERSIST_MAX_RECORDS_PER_USER", default_value_t = Limits::default().max_records_per_user)]
     pub(crate) max_records_per_user: u64,
-    /// Most bytes of live values (compact JSON) one user may keep, refused like
+    /// Most bytes of live values (their JSON text) one user may keep, refused like
     /// --max-records-per-user; 0 = no quota.
     #[arg(long, env = "PERSIST_MAX_BYTES_PER_USER", default_value_t = Limits::default().max_bytes_per_user)]
     pub(crate) max_bytes_per_user: u64,
@@ -235,6 +255,12 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             max_import_bytes: self.max_import_bytes,
             max_value_bytes: self.max_value_bytes,
+            max_page_bytes: self.max_page_bytes,
+            max_read_bytes_in_flight: self.max_read_bytes_in_flight,
+            max_exports_per_user: self.max_exports_per_user,
+            max_exports: self.max_exports,
+            max_imports_per_user: self.max_imports_per_user,
+            max_imports: self.max_imports,
             max_records_per_user: self.max_records_per_user,
             max_bytes_per_user: self.max_bytes_per_user,
             rate_limit_per_second: self.rate_limit,

@@ -51,13 +51,35 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest body of the bulk import routes (`/v1/import`, `/api/storage/import`). Default 32 MiB.
     pub max_import_bytes: usize,
-    /// Largest single value (its compact JSON), in bytes. Default 256 KiB.
+    /// Largest single value (its JSON text: compact for a push, as sent for an import or PUT), in
+    /// bytes. Default 256 KiB.
     pub max_value_bytes: usize,
+    /// Most bytes of values in one pull page (plus 256 per record); a page stops there and says
+    /// `has_more`, and always carries at least one record. Default 4 MiB.
+    pub max_page_bytes: u64,
+    /// Bytes of pull pages held in memory at once on this instance, all users together: under
+    /// load pages get smaller, and a pull waits when less than 256 KiB is left. `0` = no cap.
+    /// Default 64 MiB.
+    pub max_read_bytes_in_flight: u64,
+    /// Exports (`/v1/export`, `/api/storage/export`) one user may be reading at once (more → 429
+    /// `rate_limited`): each holds a database connection until its client has read it. `0` = no
+    /// cap. Default 2.
+    pub max_exports_per_user: usize,
+    /// Exports running at once on this instance, all users together (more → 429). `0` = no cap.
+    /// Default 8.
+    pub max_exports: usize,
+    /// Imports (`/v1/import`, `/api/storage/import`) one user may send at once (more → 429
+    /// `rate_limited`, before the body is read): each holds up to `max_import_bytes` twice in
+    /// memory while it is written. `0` = no cap. Default 1.
+    pub max_imports_per_user: usize,
+    /// Imports in progress at once on this instance, all users together (more → 429). `0` = no
+    /// cap. Default 4.
+    pub max_imports: usize,
     /// Most live records (tombstones not counted) one user may keep; a write past it is refused
     /// (a push op `rejected`, an import or PUT 507, code `quota_exceeded`); deletes always pass.
     /// `0` = no quota. Default 100,000.
     pub max_records_per_user: u64,
-    /// Most bytes of live values (their compact JSON) one user may keep; refused like
+    /// Most bytes of live values (their JSON text) one user may keep; refused like
     /// `max_records_per_user`. `0` = no quota. Default 1 GiB.
     pub max_bytes_per_user: u64,
     /// Sustained requests per second per user; `0` turns rate limiting off. Default 100.
@@ -109,6 +131,12 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 32 * 1024 * 1024,
             max_value_bytes: 256 * 1024,
+            max_page_bytes: 4 * 1024 * 1024,
+            max_read_bytes_in_flight: 64 * 1024 * 1024,
+            max_exports_per_user: 2,
+            max_exports: 8,
+            max_imports_per_user: 1,
+            max_imports: 4,
             max_records_per_user: 100_000,
             max_bytes_per_user: 1024 * 1024 * 1024,
             rate_limit_per_second: 100.0,

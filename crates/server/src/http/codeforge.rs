@@ -8,19 +8,23 @@
 //! reached by percent-encoding any of its characters (`%73tats`) or through the alias
 //! `/api/storage/item/<key>`, which is always a key (so `item/…` keys need the alias too).
 
-use axum::extract::{OriginalUri, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use persist_protocol::{flat_key, split_flat_key, validate_item_key, ErrorCode};
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
+use super::export::ExportFormat;
 use super::extract::CodeForgeUser;
 use super::json::{parse, BodyBytes};
 use super::sync::{unexpected, upsert_row, write_upserts};
 use super::AppState;
 use crate::error::ApiError;
-use crate::storage::{Applied, Mutation};
+use crate::storage::{Applied, Mutation, StoredRecord};
 
 const KEY_NOT_FOUND: &str = "Key not found";
 const ITEM_PREFIX: &str = "item/";
@@ -74,31 +78,11 @@ pub(super) async fn dispatch(
             Json(json!({ "keys": keys })).into_response()
         }
         CodeForgeRoute::Export => {
+            let slot = state.export_slots.acquire(&user)?;
             let export = storage.export(&user).await?;
-            let flat: Map<String, Value> = export
-                .records
-                .into_iter()
-                .map(|record| (flat_key(&record.collection, &record.id), record.value))
-                .collect();
-            Json(Value::Object(flat)).into_response()
+            super::export::response(ExportFormat::CodeForge, export, slot)
         }
-        CodeForgeRoute::Import => {
-            let Value::Object(items) = read_body()? else {
-                return Err(ApiError::malformed("Data must be an object"));
-            };
-            let mut rows = Vec::with_capacity(items.len());
-            for (key, value) in items {
-                let (collection, id) = split_flat_key(&key);
-                rows.push(upsert_row(
-                    collection.to_owned(),
-                    id.to_owned(),
-                    &value,
-                    limits.max_value_bytes,
-                )?);
-            }
-            let (imported, _) = write_upserts(&state, &user, rows).await?;
-            Json(json!({ "success": true, "imported": imported })).into_response()
-        }
+        CodeForgeRoute::Import => import_body(&state, &user, body?).await?,
         CodeForgeRoute::Stats => Json(storage.stats(&user).await?).into_response(),
         CodeForgeRoute::Clear => {
             let written = storage.write(&user, Mutation::Clear).await?;
@@ -111,8 +95,8 @@ pub(super) async fn dispatch(
         CodeForgeRoute::Get(key) => {
             let (collection, id) = split_flat_key(key);
             match storage.get(&user, collection, id).await? {
-                Some(record) if !record.deleted => {
-                    Json(json!({ "value": record.value })).into_response()
+                Some(StoredRecord { value: Some(value), deleted: false, .. }) => {
+                    Json(ValueAnswer { value }).into_response()
                 }
                 _ => return Err(ApiError::not_found(KEY_NOT_FOUND)),
             }
@@ -125,6 +109,8 @@ pub(super) async fn dispatch(
             };
             let value = value
                 .ok_or_else(|| ApiError::new(ErrorCode::MissingField, "Missing value field"))?;
+            let value = RawValue::from_string(value.to_string())
+                .map_err(|e| ApiError::invalid(format!("value: {e}")))?;
             let row =
                 upsert_row(collection.to_owned(), id.to_owned(), &value, limits.max_value_bytes)?;
             let written = storage.write(&user, Mutation::Upsert(vec![row])).await?;
@@ -144,6 +130,71 @@ pub(super) async fn dispatch(
         }
     };
     Ok(response)
+}
+
+/// `POST /api/storage/import`: its place (`--max-imports-per-user`, `--max-imports`) is taken
+/// before its body is read (the other methods on this path are the key `import`: [`dispatch`]).
+pub(super) async fn import(
+    State(state): State<AppState>,
+    CodeForgeUser(user): CodeForgeUser,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let _slot = state.import_slots.acquire(&user)?;
+    let body = BodyBytes::from_request(request, &state).await?.0?;
+    import_body(&state, &user, body).await
+}
+
+/// Upserts a CodeForge import body: an object of `"<collection>:<id>"` keys to values, the values
+/// kept as the JSON text they arrived as.
+async fn import_body(state: &AppState, user: &str, body: Bytes) -> Result<Response, ApiError> {
+    let items: FlatItems<'_> = serde_json::from_slice(&body).map_err(|e| {
+        if e.classify() == serde_json::error::Category::Data {
+            ApiError::malformed("Data must be an object")
+        } else {
+            ApiError::malformed(format!("malformed JSON: {e}"))
+        }
+    })?;
+    let max_value = state.config.limits.max_value_bytes;
+    let mut rows = Vec::with_capacity(items.0.len());
+    for (key, value) in items.0 {
+        let (collection, id) = split_flat_key(&key);
+        rows.push(upsert_row(collection.to_owned(), id.to_owned(), value, max_value)?);
+    }
+    let (imported, _) = write_upserts(state, user, rows).await?;
+    Ok(Json(json!({ "success": true, "imported": imported })).into_response())
+}
+
+/// A JSON object's entries in document order, values unparsed (duplicate keys are kept: the
+/// import's last-wins rule then decides, as it would for `serde_json::Map`).
+struct FlatItems<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for FlatItems<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = FlatItems<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of keys to values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    entries.push(entry);
+                }
+                Ok(FlatItems(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+/// `{"value": …}` with the value as stored.
+#[derive(Serialize)]
+struct ValueAnswer {
+    value: Box<RawValue>,
 }
 
 fn success() -> Response {

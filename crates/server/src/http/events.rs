@@ -17,7 +17,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::extract::Peer;
-use super::limits::EventStreamSlot;
+use super::limits::Slot;
 use super::AppState;
 use crate::auth::{bearer, CACHE_TTL};
 use crate::error::ApiError;
@@ -89,7 +89,7 @@ struct EventStream {
     shutdown: watch::Receiver<bool>,
     state: AppState,
     /// This stream's place under the stream caps, freed when the stream is dropped.
-    _slot: EventStreamSlot,
+    _slot: Slot,
 }
 
 impl Drop for EventStream {

@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::error::ApiError;
 
@@ -39,7 +40,8 @@ impl<S: Send + Sync> FromRequest<S> for BodyBytes {
     }
 }
 
-/// Parses JSON, mapping every failure to 400 `malformed_json`.
-pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Parses JSON (possibly borrowing from `bytes`, as `RawValue`s do), mapping every failure to
+/// 400 `malformed_json`.
+pub(crate) fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::malformed(format!("malformed JSON: {e}")))
 }

@@ -1,5 +1,6 @@
 //! Rate limiting (per user, and per client address for requests that fail to authenticate) with
-//! the `governor` crate, and the caps on open event streams.
+//! the `governor` crate, the caps on long-lived requests (event streams, exports), and the memory
+//! pull pages may hold at once.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -104,23 +105,26 @@ pub(crate) fn address_key(address: IpAddr) -> IpAddr {
     }
 }
 
-/// Caps the event streams open at once: per user and on the whole instance. A stream holds an
-/// [`EventStreamSlot`] for its lifetime; dropping the stream (client gone, token revoked,
-/// shutdown) frees it.
+/// Caps on long-lived requests running at once, per user and on the whole instance: open event
+/// streams, exports being read. Each holds a [`Slot`] for its lifetime; dropping it (client gone,
+/// token revoked, shutdown, answer sent) frees the place.
 #[derive(Debug)]
-pub(crate) struct EventStreamSlots {
+pub(crate) struct Slots {
+    /// What is capped, in the plural, for the error messages ("open event streams").
+    what: &'static str,
     per_user: usize,
     total: Arc<Semaphore>,
-    /// One semaphore per user with a stream open; an entry is removed when its last slot is freed.
+    /// One semaphore per user holding a slot; an entry is removed when its last slot is freed.
     users: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
-impl EventStreamSlots {
+impl Slots {
     /// `0` turns a cap off.
-    pub(crate) fn new(per_user: usize, total: usize) -> Self {
+    pub(crate) fn new(what: &'static str, per_user: usize, total: usize) -> Self {
         let cap =
             |n: usize| if n == 0 { Semaphore::MAX_PERMITS } else { n.min(Semaphore::MAX_PERMITS) };
         Self {
+            what,
             per_user: cap(per_user),
             total: Arc::new(Semaphore::new(cap(total))),
             users: Arc::new(Mutex::new(HashMap::new())),
@@ -128,7 +132,7 @@ impl EventStreamSlots {
     }
 
     /// A slot for one more stream of `user`, or 429 naming the cap that is reached.
-    pub(crate) fn acquire(&self, user: &str) -> Result<EventStreamSlot, ApiError> {
+    pub(crate) fn acquire(&self, user: &str) -> Result<Slot, ApiError> {
         // Acquired under the lock, so an entry whose permits are all available has no holder.
         let mut users = self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let semaphore =
@@ -137,8 +141,8 @@ impl EventStreamSlots {
             ApiError::new(
                 ErrorCode::RateLimited,
                 format!(
-                    "too many open event streams for this user (at most {} per user); close one",
-                    self.per_user
+                    "too many {} for this user (at most {} per user); try again when one ends",
+                    self.what, self.per_user
                 ),
             )
         })?;
@@ -147,10 +151,10 @@ impl EventStreamSlots {
             Self::forget_if_idle(&mut users, user, self.per_user);
             return Err(ApiError::new(
                 ErrorCode::RateLimited,
-                "too many open event streams on this server; try again later",
+                format!("too many {} on this server; try again later", self.what),
             ));
         };
-        Ok(EventStreamSlot {
+        Ok(Slot {
             user: user.to_owned(),
             per_user: self.per_user,
             users: Arc::clone(&self.users),
@@ -165,20 +169,110 @@ impl EventStreamSlots {
     }
 }
 
-/// One open event stream's place under the caps; dropping it frees the place.
+/// One long-lived request's place under the caps; dropping it frees the place.
 #[derive(Debug)]
-pub(crate) struct EventStreamSlot {
+pub(crate) struct Slot {
     user: String,
     per_user: usize,
     users: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
     permits: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
 }
 
-impl Drop for EventStreamSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
         let mut users = self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         drop(self.permits.take());
-        EventStreamSlots::forget_if_idle(&mut users, &self.user, self.per_user);
+        Slots::forget_if_idle(&mut users, &self.user, self.per_user);
+    }
+}
+
+/// The smallest share of [`ReadMemory`] a page waits for; a page always carries its first
+/// record, so under pressure a page overruns its share by at most one value.
+const MIN_PAGE_KIB: u32 = 256;
+/// Chunks an answer held by a [`ReadMemory`] share is handed to hyper in: the share is freed when
+/// the last chunk has been taken, i.e. once the answer is (nearly) on the wire.
+const ANSWER_CHUNK: usize = 64 * 1024;
+
+/// The bytes of pull pages held in memory at once on this instance (`--max-read-bytes-in-flight`).
+/// Each page takes a share before it is read and keeps it until its answer has been sent: the
+/// whole page budget (`--max-page-bytes`) when that much is free, else what is left, so under
+/// load pages get smaller instead of waiting — only when less than [`MIN_PAGE_KIB`] is left does
+/// a pull wait for a share.
+///
+/// Hand-written on a `tokio` semaphore (counted in KiB): it is a counter of bytes, not a rate,
+/// which none of the limiter crates models.
+#[derive(Debug)]
+pub(crate) struct ReadMemory {
+    kib: Option<Arc<Semaphore>>,
+    max_page_kib: u32,
+}
+
+/// One page's share of [`ReadMemory`]: how many bytes the page may hold.
+#[derive(Debug)]
+pub(crate) struct PageShare {
+    /// Freed when the share is dropped.
+    _permit: Option<OwnedSemaphorePermit>,
+    bytes: u64,
+}
+
+impl PageShare {
+    /// The page's byte budget.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// A body sending `answer` that keeps this share until the last chunk has been taken.
+    pub(crate) fn body(self, answer: Vec<u8>) -> axum::body::Body {
+        let answer = axum::body::Bytes::from(answer);
+        let chunks = answer.len().div_ceil(ANSWER_CHUNK);
+        let mut share = Some(self);
+        let stream = futures_util::stream::iter((0..=chunks).filter_map(move |index| {
+            if index == chunks {
+                // The poll after the last chunk: the answer is in hyper's hands.
+                drop(share.take());
+                return None;
+            }
+            let end = ((index + 1) * ANSWER_CHUNK).min(answer.len());
+            Some(Ok::<_, std::convert::Infallible>(answer.slice(index * ANSWER_CHUNK..end)))
+        }));
+        axum::body::Body::from_stream(stream)
+    }
+}
+
+impl ReadMemory {
+    /// `total_bytes == 0` turns the cap off (every page gets `max_page_bytes`).
+    pub(crate) fn new(total_bytes: u64, max_page_bytes: u64) -> Self {
+        let kib = |bytes: u64| u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).max(1);
+        let max_page_kib = kib(max_page_bytes);
+        let kib = (total_bytes > 0).then(|| {
+            let total =
+                (kib(total_bytes) as usize).clamp(MIN_PAGE_KIB as usize, Semaphore::MAX_PERMITS);
+            Arc::new(Semaphore::new(total))
+        });
+        Self { kib, max_page_kib }
+    }
+
+    /// A share for one page (waits only while less than [`MIN_PAGE_KIB`] is free).
+    pub(crate) async fn page(&self) -> Result<PageShare, ApiError> {
+        let Some(kib) = &self.kib else {
+            return Ok(PageShare { _permit: None, bytes: u64::from(self.max_page_kib) * 1024 });
+        };
+        let want = self.max_page_kib;
+        let permit = match Arc::clone(kib).try_acquire_many_owned(want) {
+            Ok(permit) => permit,
+            Err(_) => {
+                let free = u32::try_from(kib.available_permits()).unwrap_or(u32::MAX).min(want);
+                match Arc::clone(kib).try_acquire_many_owned(free) {
+                    Ok(permit) if free >= MIN_PAGE_KIB.min(want) => permit,
+                    _ => Arc::clone(kib)
+                        .acquire_many_owned(MIN_PAGE_KIB.min(want))
+                        .await
+                        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "shutting down"))?,
+                }
+            }
+        };
+        let bytes = u64::from(permit.num_permits() as u32) * 1024;
+        Ok(PageShare { _permit: Some(permit), bytes })
     }
 }
 
@@ -187,8 +281,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_stream_slots_cap_per_user_and_in_total_and_free_on_drop() {
-        let slots = EventStreamSlots::new(2, 3);
+    fn slots_cap_per_user_and_in_total_and_free_on_drop() {
+        let slots = Slots::new("things", 2, 3);
         let a1 = slots.acquire("a").unwrap();
         let _a2 = slots.acquire("a").unwrap();
         assert_eq!(slots.acquire("a").unwrap_err().code(), ErrorCode::RateLimited);
@@ -201,9 +295,37 @@ mod tests {
         assert!(!slots.users.lock().unwrap().contains_key("c"));
     }
 
+    #[tokio::test]
+    async fn pages_shrink_under_memory_pressure_and_wait_only_below_the_minimum() {
+        let memory = ReadMemory::new(1024 * 1024, 512 * 1024);
+        let first = memory.page().await.unwrap();
+        assert_eq!(first.bytes(), 512 * 1024);
+        let second = memory.page().await.unwrap();
+        assert_eq!(second.bytes(), 512 * 1024);
+        // Nothing left: the third waits until a share is freed, then takes the minimum.
+        let waiting = tokio::spawn(async move { memory.page().await.map(|share| share.bytes()) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "a page was read with no memory left");
+        drop(first);
+        assert_eq!(waiting.await.unwrap().unwrap(), u64::from(MIN_PAGE_KIB) * 1024);
+        drop(second);
+    }
+
+    #[tokio::test]
+    async fn a_page_share_is_held_until_its_answer_is_taken() {
+        use http_body_util::BodyExt;
+        let memory = ReadMemory::new(1024 * 1024, 1024 * 1024);
+        let share = memory.page().await.unwrap();
+        let body = share.body(vec![b'x'; 3 * ANSWER_CHUNK + 1]);
+        assert_eq!(memory.kib.as_ref().unwrap().available_permits(), 0);
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(bytes.len(), 3 * ANSWER_CHUNK + 1);
+        assert_eq!(memory.kib.as_ref().unwrap().available_permits(), 1024);
+    }
+
     #[test]
-    fn zero_turns_event_stream_caps_off() {
-        let slots = EventStreamSlots::new(0, 0);
+    fn zero_turns_slot_caps_off() {
+        let slots = Slots::new("things", 0, 0);
         let held: Vec<_> = (0..1000).map(|_| slots.acquire("a").unwrap()).collect();
         assert_eq!(held.len(), 1000);
     }

@@ -5,6 +5,7 @@
 mod codeforge;
 mod dev;
 mod events;
+mod export;
 mod extract;
 mod health;
 mod json;
@@ -28,7 +29,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 pub(crate) use dev::ensure_dev_token;
-pub(crate) use limits::{address_key, EventStreamSlots, RateLimiter};
+pub(crate) use limits::{address_key, RateLimiter, ReadMemory, Slots};
 
 use crate::auth::{self, TokenCache};
 use crate::config::ServerConfig;
@@ -48,7 +49,13 @@ pub(crate) struct AppInner {
     /// [`AppState::authenticate`].
     pub(crate) address_limiter: RateLimiter<IpAddr>,
     /// The caps on open event streams.
-    pub(crate) event_slots: EventStreamSlots,
+    pub(crate) event_slots: Slots,
+    /// The caps on exports being read.
+    pub(crate) export_slots: Slots,
+    /// The caps on imports in progress.
+    pub(crate) import_slots: Slots,
+    /// The memory pull pages may hold at once.
+    pub(crate) read_memory: ReadMemory,
     pub(crate) metrics: Metrics,
     pub(crate) events: EventHub,
     /// Turns `true` when the server starts shutting down (event streams end then).
@@ -118,10 +125,16 @@ impl AppState {
             limits.anonymous_rate_limit_per_second,
             limits.anonymous_rate_limit_burst,
         );
-        let event_slots = EventStreamSlots::new(
-            config.limits.max_event_streams_per_user,
-            config.limits.max_event_streams,
+        let event_slots = Slots::new(
+            "open event streams",
+            limits.max_event_streams_per_user,
+            limits.max_event_streams,
         );
+        let export_slots =
+            Slots::new("exports running", limits.max_exports_per_user, limits.max_exports);
+        let import_slots =
+            Slots::new("imports in progress", limits.max_imports_per_user, limits.max_imports);
+        let read_memory = ReadMemory::new(limits.max_read_bytes_in_flight, limits.max_page_bytes);
         let static_files = config.static_dir.as_deref().map(static_files::StaticFiles::new);
         AppState(Arc::new(AppInner {
             storage,
@@ -129,6 +142,9 @@ impl AppState {
             limiter,
             address_limiter,
             event_slots,
+            export_slots,
+            import_slots,
+            read_memory,
             metrics: Metrics::default(),
             events,
             shutdown,
@@ -168,7 +184,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/storage", any(codeforge::root))
         .route("/api/storage/", any(codeforge::root))
         // Only the import route may carry the larger import body.
-        .route("/api/storage/import", any(codeforge::dispatch).layer(import_limit))
+        .route(
+            "/api/storage/import",
+            post(codeforge::import).fallback(codeforge::dispatch).layer(import_limit),
+        )
         .route("/api/storage/{*rest}", any(codeforge::dispatch))
         .route("/metrics", get(metrics::render));
     if config.dev {

@@ -1,18 +1,26 @@
 //! The sync protocol: push, pull, export, import, stats.
+//!
+//! Values go out (pull, export) and come in (import) as JSON text, never parsed into a
+//! `serde_json::Value` tree (about 17 times their size in memory); only a push, bounded by
+//! `--max-body-bytes`, parses its values, as the push rule compares them.
 
 use std::collections::HashMap;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use persist_protocol::{
-    validate_item_key, ErrorCode, ExportResponse, ImportRequest, ImportResponse, PullQuery,
-    PullResponse, PushOutcome, PushRequest, PushResponse, PushResult, StatsResponse,
-    DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PUSH_OPS,
+    validate_item_key, ErrorCode, ImportResponse, PullQuery, PushOutcome, PushRequest,
+    PushResponse, PushResult, StatsResponse, DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PUSH_OPS,
 };
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
+use super::export::ExportFormat;
 use super::extract::AuthUser;
-use super::json::JsonBody;
+use super::json::{parse, BodyBytes, JsonBody};
 use super::AppState;
 use crate::error::ApiError;
 use crate::storage::{Applied, Mutation, UpsertRow, WriteOp};
@@ -142,59 +150,88 @@ pub(super) fn unexpected(applied: Applied) -> ApiError {
     ApiError::new(ErrorCode::Internal, "internal error")
 }
 
-/// `GET /v1/pull?since=&limit=`.
+/// `GET /v1/pull?since=&limit=`: a page of at most `limit` records and `--max-page-bytes` of
+/// values (less while many pages are in flight, see [`ReadMemory`](super::ReadMemory)), its
+/// values written as stored.
 pub(super) async fn pull(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     query: Result<Query<PullQuery>, QueryRejection>,
-) -> Result<Json<PullResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid(format!("bad query: {e}")))?;
     let limit = query.limit.unwrap_or(DEFAULT_PULL_LIMIT).clamp(1, MAX_PULL_LIMIT);
-    Ok(Json(state.storage.pull(&user, query.since, limit).await?))
+    let share = state.read_memory.page().await?;
+    let page = state.storage.pull(&user, query.since, limit, share.bytes()).await?;
+    let answer = serde_json::to_vec(&page)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot write the page: {e}")))?;
+    drop(page);
+    Ok(([(header::CONTENT_TYPE, "application/json")], share.body(answer)).into_response())
 }
 
-/// `GET /v1/export`.
+/// `GET /v1/export`: every live record, streamed as it is read (see [`export`](super::export)).
 pub(super) async fn export(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-) -> Result<Json<ExportResponse>, ApiError> {
-    Ok(Json(state.storage.export(&user).await?))
+) -> Result<Response, ApiError> {
+    let slot = state.export_slots.acquire(&user)?;
+    let export = state.storage.export(&user).await?;
+    Ok(super::export::response(ExportFormat::Records, export, slot))
 }
 
-/// `POST /v1/import`: unconditional upserts in one transaction; any invalid item fails the whole
-/// import (400 / 413), so nothing is half-imported.
+/// One item of `POST /v1/import`, its value kept as the JSON text it arrived as.
+#[derive(Deserialize)]
+struct ImportItem<'a> {
+    collection: String,
+    id: String,
+    #[serde(borrow)]
+    value: &'a RawValue,
+}
+
+/// The body of `POST /v1/import` (the protocol's `ImportRequest`, values unparsed).
+#[derive(Deserialize)]
+struct ImportBody<'a> {
+    #[serde(borrow)]
+    items: Vec<ImportItem<'a>>,
+}
+
+/// `POST /v1/import`: upserts, written in bounded slices (see `Mutation::Upsert`); any invalid
+/// item fails the whole import (400 / 413) before anything is written. The import's place
+/// (`--max-imports-per-user`, `--max-imports`) is taken before its body is read; values stay the
+/// JSON text they arrived as, never parsed into a tree.
 pub(super) async fn import(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    JsonBody(request): JsonBody<ImportRequest>,
+    request: Request,
 ) -> Result<Json<ImportResponse>, ApiError> {
+    let _slot = state.import_slots.acquire(&user)?;
+    let body = BodyBytes::from_request(request, &state).await?.0?;
+    let request: ImportBody<'_> = parse(&body)?;
     let max_value = state.config.limits.max_value_bytes;
     let mut rows = Vec::with_capacity(request.items.len());
     for item in request.items {
-        rows.push(upsert_row(item.collection, item.id, &item.value, max_value)?);
+        rows.push(upsert_row(item.collection, item.id, item.value, max_value)?);
     }
     let (imported, revision) = write_upserts(&state, &user, rows).await?;
     Ok(Json(ImportResponse { imported, revision }))
 }
 
-/// Validates one upsert (key and value size).
+/// Validates one upsert (key and value size); the value is stored as the JSON text it came as.
 pub(super) fn upsert_row(
     collection: String,
     id: String,
-    value: &serde_json::Value,
+    value: &RawValue,
     max_value: usize,
 ) -> Result<UpsertRow, ApiError> {
     validate_item_key(&collection, &id)
         .map_err(|e| ApiError::invalid(format!("invalid key {collection:?}/{id:?}: {e}")))?;
-    let value_json =
-        serde_json::to_string(value).map_err(|e| ApiError::invalid(format!("value: {e}")))?;
+    let value_json = value.get();
     if value_json.len() > max_value {
         return Err(ApiError::too_large(format!(
             "the value of {collection:?}/{id:?} is {} bytes, more than the {max_value} allowed",
             value_json.len()
         )));
     }
-    Ok(UpsertRow { collection, id, value_json })
+    Ok(UpsertRow { collection, id, value_json: value_json.to_owned() })
 }
 
 /// Writes upserts (the last of duplicate keys wins); returns (items written, head).

@@ -10,19 +10,19 @@ mod events;
 mod postgres;
 mod push;
 mod quota;
+mod raw;
 mod sqlite;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use persist_protocol::{
-    ExportResponse, Hlc, PullResponse, PushOutcome, Record, Revision, StatsResponse,
-};
+use persist_protocol::{Hlc, PushOutcome, Record, Revision, StatsResponse};
 
 pub(crate) use events::{EventHub, HubEvent, Subscription};
 pub(crate) use push::{plan_push, CurrentRow, PushBatch, Remembered};
 pub(crate) use quota::{Quota, Usage};
+pub(crate) use raw::{ExportStream, PullPage, StoredRecord};
 
 use crate::config::{DatabaseConfig, ServerConfig};
 
@@ -151,22 +151,24 @@ pub struct TokenInfo {
 pub(crate) trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// Applies a mutation in one transaction; returns after it is durable.
     async fn write(&self, ns: &str, mutation: Mutation) -> Result<WriteOutcome, StorageError>;
-    /// Records with `revision > since`, oldest first, at most `limit`.
+    /// Records with `revision > since`, oldest first: at most `limit` of them and at most
+    /// `max_bytes` of values (plus a small cost per record), but always at least one.
     async fn pull(
         &self,
         ns: &str,
         since: Revision,
         limit: u32,
-    ) -> Result<PullResponse, StorageError>;
-    /// All live records.
-    async fn export(&self, ns: &str) -> Result<ExportResponse, StorageError>;
+        max_bytes: u64,
+    ) -> Result<PullPage, StorageError>;
+    /// Every live record, read from one snapshot in batches as fast as the caller takes them.
+    async fn export(&self, ns: &str) -> Result<ExportStream, StorageError>;
     /// One record (live or tombstone).
     async fn get(
         &self,
         ns: &str,
         collection: &str,
         id: &str,
-    ) -> Result<Option<Record>, StorageError>;
+    ) -> Result<Option<StoredRecord>, StorageError>;
     /// `(collection, id)` of every live record.
     async fn keys(&self, ns: &str) -> Result<Vec<(String, String)>, StorageError>;
     /// Counts and sizes of the live records.

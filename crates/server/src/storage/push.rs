@@ -28,6 +28,23 @@ pub(crate) struct CurrentRow {
 }
 
 impl CurrentRow {
+    /// The row as it goes out in a read (value kept as JSON text).
+    pub(crate) fn into_stored(
+        self,
+        collection: String,
+        id: String,
+    ) -> Result<super::StoredRecord, StorageError> {
+        super::StoredRecord::from_row(
+            collection,
+            id,
+            self.value_json,
+            self.revision,
+            self.deleted,
+            self.updated_at,
+            self.hlc_json,
+        )
+    }
+
     /// The row as the protocol's record of `collection`/`id`.
     pub(crate) fn into_record(
         self,

@@ -4,7 +4,7 @@
 //! read when a write starts and stored in the same transaction, so a write is checked against
 //! the usage every earlier write left (writes to one namespace are serialised by the SQLite writer
 //! thread and by PostgreSQL's lock on the namespace row): concurrent writes cannot overshoot.
-//! Tombstones count for nothing; a value counts its compact JSON (the `size` column).
+//! Tombstones count for nothing; a value counts its JSON text as stored (the `size` column).
 
 /// A namespace's usage: its live records (tombstones not counted) and the bytes of their values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -28,6 +28,7 @@ macro_rules! backend_tests {
 
 mod harness;
 
+mod bounded_reads;
 mod codeforge_api;
 mod connections;
 mod durability;

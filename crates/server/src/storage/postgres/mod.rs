@@ -15,12 +15,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResponse};
+use persist_protocol::{Revision, StatsResponse};
 use tokio::task::JoinHandle;
 use tokio_postgres::{IsolationLevel, NoTls};
 
+use super::raw::export_channel;
 use super::{
-    EventHub, Mutation, Quota, Storage, StorageError, StorageOptions, TokenInfo, WriteOutcome,
+    EventHub, ExportStream, Mutation, PullPage, Quota, Storage, StorageError, StorageOptions,
+    StoredRecord, TokenInfo, WriteOutcome,
 };
 
 /// PostgreSQL storage.
@@ -111,12 +113,51 @@ impl Storage for PostgresStorage {
         ns: &str,
         since: Revision,
         limit: u32,
-    ) -> Result<PullResponse, StorageError> {
-        self.snapshot(async |tx| reads::pull(tx, ns, since, limit).await).await
+        max_bytes: u64,
+    ) -> Result<PullPage, StorageError> {
+        self.snapshot(async |tx| reads::pull(tx, ns, since, limit, max_bytes).await).await
     }
 
-    async fn export(&self, ns: &str) -> Result<ExportResponse, StorageError> {
-        self.snapshot(async |tx| reads::export(tx, ns).await).await
+    /// A task of its own holds one pooled connection in a repeatable-read transaction for as long
+    /// as the client takes to read the export (the HTTP layer caps how many run at once).
+    async fn export(&self, ns: &str) -> Result<ExportStream, StorageError> {
+        let client = self.client().await?;
+        let ns = ns.to_owned();
+        let (revision_tx, revision_rx) = tokio::sync::oneshot::channel::<Revision>();
+        let (batches_tx, batches) = export_channel();
+        tokio::spawn(async move {
+            let mut client = client;
+            let result = async {
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .await?;
+                let revision = reads::head(&tx, &ns).await?;
+                if revision_tx.send(revision).is_err() {
+                    return Ok(());
+                }
+                reads::export(&tx, &ns, &batches_tx).await?;
+                tx.commit().await?;
+                Ok::<_, StorageError>(())
+            }
+            .await;
+            if let Err(error) = result {
+                // Before the revision went out, the request waiting for it reads the error from
+                // the stream; after, the stream ends with it.
+                let _ = batches_tx.send(Err(error)).await;
+            }
+        });
+        let Ok(revision) = revision_rx.await else {
+            // The task failed before the revision: its error is on the stream.
+            let mut batches = batches;
+            return Err(match batches.recv().await {
+                Some(Err(error)) => error,
+                _ => StorageError::Database("the export task stopped".into()),
+            });
+        };
+        Ok(ExportStream { revision, batches })
     }
 
     async fn get(
@@ -124,7 +165,7 @@ impl Storage for PostgresStorage {
         ns: &str,
         collection: &str,
         id: &str,
-    ) -> Result<Option<Record>, StorageError> {
+    ) -> Result<Option<StoredRecord>, StorageError> {
         reads::record(&self.client().await?, ns, collection, id).await
     }
 

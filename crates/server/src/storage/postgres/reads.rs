@@ -6,25 +6,27 @@
 use std::collections::BTreeMap;
 
 use deadpool_postgres::GenericClient;
-use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResponse};
+use persist_protocol::{Revision, StatsResponse};
+use tokio::sync::mpsc;
 use tokio_postgres::Row;
 
+use crate::storage::raw::{record_cost, ExportBatch, PageBudget, EXPORT_BATCH_BYTES};
 use crate::storage::{
-    record_from_row, revision_from_db, revision_to_db, CurrentRow, StorageError, TokenInfo,
+    revision_from_db, revision_to_db, CurrentRow, PullPage, StorageError, StoredRecord, TokenInfo,
     TOKEN_ID_LEN,
 };
 
 const RECORD_COLUMNS: &str = "collection, id, value, revision, deleted, updated_at, hlc";
 
-fn record_of(row: &Row) -> Result<Record, StorageError> {
-    record_from_row(
+fn stored_record(row: &Row) -> Result<StoredRecord, StorageError> {
+    StoredRecord::from_row(
         row.get(0),
         row.get(1),
-        row.get::<_, Option<&str>>(2),
+        row.get(2),
         revision_from_db(row.get(3)),
         row.get(4),
         row.get(5),
-        row.get::<_, Option<&str>>(6),
+        row.get(6),
     )
 }
 
@@ -34,45 +36,92 @@ pub(super) async fn head(client: &impl GenericClient, ns: &str) -> Result<Revisi
 }
 
 /// Records after `since`, oldest first; run it in a snapshot so the head and the page agree.
+///
+/// Two queries: the revisions and sizes of up to `limit + 1` rows decide where the page ends
+/// (a few bytes per row), then only that page's rows are fetched. A client cannot make the
+/// server fetch 5,000 large values to answer a page of a few.
 pub(super) async fn pull(
     client: &impl GenericClient,
     ns: &str,
     since: Revision,
     limit: u32,
-) -> Result<PullResponse, StorageError> {
+    max_bytes: u64,
+) -> Result<PullPage, StorageError> {
     let head = head(client, ns).await?;
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE ns = $1 AND revision > $2 \
-             ORDER BY revision LIMIT $3"
-        ))
-        .await?;
-    let rows =
-        client.query(&statement, &[&ns, &revision_to_db(since), &(i64::from(limit) + 1)]).await?;
-    let mut records = rows.iter().map(record_of).collect::<Result<Vec<_>, _>>()?;
-    let has_more = records.len() > limit as usize;
-    records.truncate(limit as usize);
-    let next_since = records.last().map_or(since, |r| r.revision);
-    Ok(PullResponse { records, next_since, has_more, head })
-}
-
-/// Every live record; run it in a snapshot so the revision and the records agree.
-pub(super) async fn export(
-    client: &impl GenericClient,
-    ns: &str,
-) -> Result<ExportResponse, StorageError> {
-    let revision = head(client, ns).await?;
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {RECORD_COLUMNS} FROM records WHERE ns = $1 AND NOT deleted \
-                 ORDER BY collection, id"
-            ),
-            &[&ns],
+    let sizes = client
+        .prepare_cached(
+            "SELECT revision, size FROM records WHERE ns = $1 AND revision > $2 \
+             ORDER BY revision LIMIT $3",
         )
         .await?;
-    let records = rows.iter().map(record_of).collect::<Result<Vec<_>, _>>()?;
-    Ok(ExportResponse { revision, records })
+    let since_db = revision_to_db(since);
+    let rows = client.query(&sizes, &[&ns, &since_db, &(i64::from(limit) + 1)]).await?;
+    let mut budget = PageBudget::new(limit, max_bytes);
+    let (mut last, mut has_more) = (None, false);
+    for row in &rows {
+        if !budget.admit(record_cost(u64::try_from(row.get::<_, i64>(1)).unwrap_or(0))) {
+            has_more = true;
+            break;
+        }
+        last = Some(row.get::<_, i64>(0));
+    }
+    let Some(last) = last else {
+        return Ok(PullPage { records: Vec::new(), next_since: since, has_more: false, head });
+    };
+    let page = client
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE ns = $1 AND revision > $2 \
+             AND revision <= $3 ORDER BY revision"
+        ))
+        .await?;
+    let records = client
+        .query(&page, &[&ns, &since_db, &last])
+        .await?
+        .iter()
+        .map(stored_record)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_since = records.last().map_or(since, |r| r.revision);
+    Ok(PullPage { records, next_since, has_more, head })
+}
+
+/// Rows an export fetches per round trip: with values of at most a few hundred KiB, a few MiB.
+const EXPORT_FETCH_ROWS: i32 = 16;
+
+/// Reads every live record of `ns` in the transaction `tx` (repeatable read: one snapshot)
+/// through a portal, a few rows per round trip, in batches of about [`EXPORT_BATCH_BYTES`] sent
+/// to `batches`, which waits while the previous batch is still being written out; once nobody
+/// listens (the client went away) the export stops.
+pub(super) async fn export(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ns: &str,
+    batches: &mpsc::Sender<ExportBatch>,
+) -> Result<(), StorageError> {
+    let statement = tx
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE ns = $1 AND NOT deleted \
+             ORDER BY collection, id"
+        ))
+        .await?;
+    let portal = tx.bind(&statement, &[&ns]).await?;
+    let (mut batch, mut bytes) = (Vec::new(), 0u64);
+    loop {
+        let rows = tx.query_portal(&portal, EXPORT_FETCH_ROWS).await?;
+        let done = rows.len() < EXPORT_FETCH_ROWS as usize;
+        for row in &rows {
+            let record = stored_record(row)?;
+            bytes += record.cost();
+            batch.push(record);
+        }
+        if bytes >= EXPORT_BATCH_BYTES || (done && !batch.is_empty()) {
+            if batches.send(Ok(std::mem::take(&mut batch))).await.is_err() {
+                return Ok(());
+            }
+            bytes = 0;
+        }
+        if done {
+            return Ok(());
+        }
+    }
 }
 
 pub(super) async fn keys(
@@ -137,10 +186,10 @@ pub(super) async fn record(
     ns: &str,
     collection: &str,
     id: &str,
-) -> Result<Option<Record>, StorageError> {
+) -> Result<Option<StoredRecord>, StorageError> {
     current_row(client, ns, collection, id)
         .await?
-        .map(|row| row.into_record(collection.to_owned(), id.to_owned()))
+        .map(|row| row.into_stored(collection.to_owned(), id.to_owned()))
         .transpose()
 }
 

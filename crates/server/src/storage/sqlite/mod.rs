@@ -16,11 +16,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResponse};
+use persist_protocol::{Revision, StatsResponse};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{EventHub, Mutation, Storage, StorageError, StorageOptions, TokenInfo, WriteOutcome};
+use super::raw::export_channel;
+use super::{
+    EventHub, ExportStream, Mutation, PullPage, Storage, StorageError, StorageOptions,
+    StoredRecord, TokenInfo, WriteOutcome,
+};
 use writer::Job;
 use writes::TokenChange;
 
@@ -138,14 +142,53 @@ impl Storage for SqliteStorage {
         ns: &str,
         since: Revision,
         limit: u32,
-    ) -> Result<PullResponse, StorageError> {
+        max_bytes: u64,
+    ) -> Result<PullPage, StorageError> {
         let ns = ns.to_owned();
-        self.read(move |conn| reads::pull(conn, &ns, since, limit)).await
+        self.read(move |conn| reads::pull(conn, &ns, since, limit, max_bytes)).await
     }
 
-    async fn export(&self, ns: &str) -> Result<ExportResponse, StorageError> {
-        let ns = ns.to_owned();
-        self.read(move |conn| reads::export(conn, &ns)).await
+    /// On a connection of its own, not one of the pool's: an export lasts as long as its client
+    /// takes to read it, and must not hold a reader the short requests wait for. (The HTTP layer
+    /// caps how many exports run at once.)
+    async fn export(&self, ns: &str) -> Result<ExportStream, StorageError> {
+        let (ns, path) = (ns.to_owned(), self.path.clone());
+        let (revision_tx, revision_rx) = oneshot::channel();
+        let (batches_tx, batches) = export_channel();
+        tokio::task::spawn_blocking(move || {
+            let conn = match schema::open_reader(&path) {
+                Ok(conn) => conn,
+                Err(error) => {
+                    let _ = revision_tx.send(Err(error));
+                    return;
+                }
+            };
+            let mut revision_tx = Some(revision_tx);
+            let result = reads::export(
+                &conn,
+                &ns,
+                |revision| {
+                    if let Some(tx) = revision_tx.take() {
+                        let _ = tx.send(Ok(revision));
+                    }
+                },
+                |batch| batches_tx.blocking_send(batch).is_ok(),
+            );
+            if let Err(error) = result {
+                match revision_tx.take() {
+                    Some(tx) => {
+                        let _ = tx.send(Err(error));
+                    }
+                    None => {
+                        let _ = batches_tx.blocking_send(Err(error));
+                    }
+                }
+            }
+        });
+        let revision = revision_rx
+            .await
+            .map_err(|_| StorageError::Database("the export task stopped".into()))??;
+        Ok(ExportStream { revision, batches })
     }
 
     async fn get(
@@ -153,7 +196,7 @@ impl Storage for SqliteStorage {
         ns: &str,
         collection: &str,
         id: &str,
-    ) -> Result<Option<Record>, StorageError> {
+    ) -> Result<Option<StoredRecord>, StorageError> {
         let (ns, collection, id) = (ns.to_owned(), collection.to_owned(), id.to_owned());
         self.read(move |conn| reads::record(conn, &ns, &collection, &id)).await
     }

@@ -3,50 +3,27 @@
 
 use std::collections::BTreeMap;
 
-use persist_protocol::{ExportResponse, PullResponse, Record, Revision, StatsResponse};
+use persist_protocol::{Revision, StatsResponse};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::storage::raw::{PageBudget, EXPORT_BATCH_BYTES};
 use crate::storage::{
-    record_from_row, revision_from_db, revision_to_db, CurrentRow, StorageError, TokenInfo,
+    revision_from_db, revision_to_db, CurrentRow, PullPage, StorageError, StoredRecord, TokenInfo,
     TOKEN_ID_LEN,
 };
 
 const RECORD_COLUMNS: &str = "collection, id, value, revision, deleted, updated_at, hlc";
 
-fn raw_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
-    Ok(RawRecord {
-        collection: row.get(0)?,
-        id: row.get(1)?,
-        value: row.get(2)?,
-        revision: row.get(3)?,
-        deleted: row.get(4)?,
-        updated_at: row.get(5)?,
-        hlc: row.get(6)?,
-    })
-}
-
-struct RawRecord {
-    collection: String,
-    id: String,
-    value: Option<String>,
-    revision: i64,
-    deleted: bool,
-    updated_at: i64,
-    hlc: Option<String>,
-}
-
-impl RawRecord {
-    fn into_record(self) -> Result<Record, StorageError> {
-        record_from_row(
-            self.collection,
-            self.id,
-            self.value.as_deref(),
-            revision_from_db(self.revision),
-            self.deleted,
-            self.updated_at,
-            self.hlc.as_deref(),
-        )
-    }
+fn stored_record(row: &Row<'_>) -> Result<StoredRecord, StorageError> {
+    StoredRecord::from_row(
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        revision_from_db(row.get(3)?),
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    )
 }
 
 pub(super) fn head(conn: &Connection, ns: &str) -> Result<Revision, StorageError> {
@@ -57,46 +34,75 @@ pub(super) fn head(conn: &Connection, ns: &str) -> Result<Revision, StorageError
     Ok(revision.map_or(0, revision_from_db))
 }
 
+/// One page of changes. Rows are read one at a time and the page stops at its budget, so no
+/// more than the page (plus one row) is ever held.
 pub(super) fn pull(
     conn: &Connection,
     ns: &str,
     since: Revision,
     limit: u32,
-) -> Result<PullResponse, StorageError> {
+    max_bytes: u64,
+) -> Result<PullPage, StorageError> {
     // One read transaction, so the head and the page agree.
     conn.execute_batch("BEGIN")?;
     let result = (|| {
         let head = head(conn, ns)?;
-        let mut records = conn
-            .prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM records WHERE ns = ?1 AND revision > ?2 \
-                 ORDER BY revision LIMIT ?3"
-            ))?
-            .query_map(params![ns, revision_to_db(since), i64::from(limit) + 1], raw_record)?
-            .map(|raw| raw.map_err(StorageError::from).and_then(RawRecord::into_record))
-            .collect::<Result<Vec<_>, _>>()?;
-        let has_more = records.len() > limit as usize;
-        records.truncate(limit as usize);
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE ns = ?1 AND revision > ?2 \
+             ORDER BY revision LIMIT ?3"
+        ))?;
+        let mut rows = statement.query(params![ns, revision_to_db(since), i64::from(limit) + 1])?;
+        let mut budget = PageBudget::new(limit, max_bytes);
+        let (mut records, mut has_more) = (Vec::new(), false);
+        while let Some(row) = rows.next()? {
+            let record = stored_record(row)?;
+            if !budget.admit(record.cost()) {
+                has_more = true;
+                break;
+            }
+            records.push(record);
+        }
         let next_since = records.last().map_or(since, |r| r.revision);
-        Ok(PullResponse { records, next_since, has_more, head })
+        Ok(PullPage { records, next_since, has_more, head })
     })();
     conn.execute_batch("COMMIT")?;
     result
 }
 
-pub(super) fn export(conn: &Connection, ns: &str) -> Result<ExportResponse, StorageError> {
+/// Reads every live record of `ns` from one snapshot, in batches of about
+/// [`EXPORT_BATCH_BYTES`], handing each to `send`, which blocks while the previous batch is still
+/// being written out and answers `false` once nobody listens (the client went away): the export
+/// stops there. Runs on its own connection in its own thread (see `SqliteStorage::export`).
+pub(super) fn export(
+    conn: &Connection,
+    ns: &str,
+    revision: impl FnOnce(Revision),
+    mut send: impl FnMut(Result<Vec<StoredRecord>, StorageError>) -> bool,
+) -> Result<(), StorageError> {
     conn.execute_batch("BEGIN")?;
     let result = (|| {
-        let revision = head(conn, ns)?;
-        let records = conn
-            .prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM records WHERE ns = ?1 AND deleted = 0 \
-                 ORDER BY collection, id"
-            ))?
-            .query_map(params![ns], raw_record)?
-            .map(|raw| raw.map_err(StorageError::from).and_then(RawRecord::into_record))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ExportResponse { revision, records })
+        revision(head(conn, ns)?);
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE ns = ?1 AND deleted = 0 \
+             ORDER BY collection, id"
+        ))?;
+        let mut rows = statement.query(params![ns])?;
+        let (mut batch, mut bytes) = (Vec::new(), 0u64);
+        while let Some(row) = rows.next()? {
+            let record = stored_record(row)?;
+            bytes += record.cost();
+            batch.push(record);
+            if bytes >= EXPORT_BATCH_BYTES {
+                if !send(Ok(std::mem::take(&mut batch))) {
+                    return Ok(());
+                }
+                bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            send(Ok(batch));
+        }
+        Ok(())
     })();
     conn.execute_batch("COMMIT")?;
     result
@@ -190,9 +196,9 @@ pub(super) fn record(
     ns: &str,
     collection: &str,
     id: &str,
-) -> Result<Option<Record>, StorageError> {
+) -> Result<Option<StoredRecord>, StorageError> {
     current_row(conn, ns, collection, id)?
-        .map(|row| row.into_record(collection.to_owned(), id.to_owned()))
+        .map(|row| row.into_stored(collection.to_owned(), id.to_owned()))
         .transpose()
 }
 
