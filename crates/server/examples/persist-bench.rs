@@ -131,6 +131,8 @@ fn start_server(bin: &str, users: usize) -> (Server, Vec<String>) {
         // The bulk import writes 500,000 keys to one user, past the default record quota; usage
         // is still counted (the quota's cost is paid), only the limit is off.
         .args(["--max-records-per-user", "0"])
+        // The bulk import sends two requests at once for one user (the default allows one).
+        .args(["--max-imports-per-user", "2"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the server");

@@ -160,6 +160,8 @@ async fn import_body(state: &AppState, user: &str, body: Bytes) -> Result<Respon
         let (collection, id) = split_flat_key(&key);
         rows.push(upsert_row(collection.to_owned(), id.to_owned(), value, max_value)?);
     }
+    // The rows own their values: the body is not needed while they are written.
+    drop(body);
     let (imported, _) = write_upserts(state, user, rows).await?;
     Ok(Json(json!({ "success": true, "imported": imported })).into_response())
 }

@@ -205,12 +205,17 @@ pub(super) async fn import(
 ) -> Result<Json<ImportResponse>, ApiError> {
     let _slot = state.import_slots.acquire(&user)?;
     let body = BodyBytes::from_request(request, &state).await?.0?;
-    let request: ImportBody<'_> = parse(&body)?;
-    let max_value = state.config.limits.max_value_bytes;
-    let mut rows = Vec::with_capacity(request.items.len());
-    for item in request.items {
-        rows.push(upsert_row(item.collection, item.id, item.value, max_value)?);
-    }
+    let rows = {
+        let request: ImportBody<'_> = parse(&body)?;
+        let max_value = state.config.limits.max_value_bytes;
+        let mut rows = Vec::with_capacity(request.items.len());
+        for item in request.items {
+            rows.push(upsert_row(item.collection, item.id, item.value, max_value)?);
+        }
+        rows
+    };
+    // The rows own their values: the body is not needed while they are written.
+    drop(body);
     let (imported, revision) = write_upserts(&state, &user, rows).await?;
     Ok(Json(ImportResponse { imported, revision }))
 }
