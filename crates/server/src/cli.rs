@@ -188,10 +188,15 @@ pub(crate) struct ServeArgs {
     /// Serve the built app from this folder (unknown non-API paths get its index.html).
     #[arg(long, env = "PERSIST_STATIC_DIR")]
     pub(crate) static_dir: Option<PathBuf>,
-    /// Development mode (loopback only): creates or reuses a token of user `dev`, serves it at
-    /// GET /dev-config.json and allows CORS from loopback origins.
+    /// Development mode (loopback only): creates a token of user `dev` for this run (revoked when
+    /// the server stops), serves it at GET /dev-config.json and allows CORS from loopback
+    /// origins.
     #[arg(long, env = "PERSIST_DEV")]
     pub(crate) dev: bool,
+    /// Where --dev keeps this run's token for tools (default: beside the SQLite file, or
+    /// data/dev-token with PostgreSQL); the next --dev start revokes the token it names.
+    #[arg(long, env = "PERSIST_DEV_TOKEN_FILE")]
+    pub(crate) dev_token_file: Option<PathBuf>,
     /// Let unauthenticated /api/storage/* requests act as USER (old CodeForge clients that
     /// cannot send headers). Off by default; anyone who can reach the server can then use that
     /// namespace. The old names still work: --legacy-anonymous-user, and
@@ -277,6 +282,7 @@ impl ServeArgs {
         };
         config.static_dir = self.static_dir.clone();
         config.dev = self.dev;
+        config.dev_token_file = self.dev_token_file.clone();
         config.codeforge_anonymous_user = self.codeforge_anonymous_user.clone();
         config.metrics_token = self.metrics_token.clone().filter(|t| !t.is_empty());
         config.op_retention = Duration::from_secs(self.op_retention_days.max(1) * 24 * 3600);

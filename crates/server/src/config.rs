@@ -166,11 +166,13 @@ pub struct ServerConfig {
     /// A folder of static files (the built app) served for non-API paths, with `index.html` as
     /// the fallback of unknown paths (single-page app).
     pub static_dir: Option<PathBuf>,
-    /// Development mode: only on loopback; creates or reuses a token of user `dev` and serves it
+    /// Development mode: only on loopback; creates a token of user `dev` for this run (revoked
+    /// when the server stops, and by the next `dev` start if the server was killed) and serves it
     /// at `GET /dev-config.json`; allows CORS from any loopback origin.
     pub dev: bool,
-    /// Where `dev` mode keeps its token between runs (tokens are stored hashed, so the plain
-    /// token is kept in this file). Default: beside the SQLite file, or `data/dev-token`.
+    /// Where `dev` mode keeps this run's token for tools (tokens are stored hashed, so the plain
+    /// token is kept in this file, mode 0600; removed when the server stops). Default: beside the
+    /// SQLite file, or `data/dev-token`.
     pub dev_token_file: Option<PathBuf>,
     /// Unauthenticated `/api/storage/*` (CodeForge API) requests act as this user, for old
     /// CodeForge clients that cannot send headers. Off by default.

@@ -11,7 +11,7 @@ use crate::auth::{admin, token};
 use crate::config::ServerConfig;
 use crate::connections::{self, ConnectionLimits};
 use crate::error::ServerError;
-use crate::http::{ensure_dev_token, router, AppState};
+use crate::http::{new_dev_token, revoke_dev_token, router, AppState};
 use crate::storage::{self, EventHub, StorageOptions, TokenInfo};
 
 /// A running server: its address, a way to stop it, and its task.
@@ -149,7 +149,7 @@ pub async fn start(
             .await?;
     let dev_token = if config.dev {
         let path = config.dev_token_path();
-        let token = ensure_dev_token(&*storage, &path).await?;
+        let token = new_dev_token(&*storage, &path).await?;
         tracing::info!(path = %path.display(), "dev mode: token of user `dev` at /dev-config.json");
         Some(token)
     } else {
@@ -168,8 +168,13 @@ pub async fn start(
     let app = router(state.clone());
     let limits = ConnectionLimits::from_limits(&state.config.limits);
     let task_storage = Arc::clone(&storage);
+    let dev_token_path = state.config.dev_token_path();
+    let task_dev_token = dev_token.clone();
     let task = tokio::spawn(async move {
         connections::serve(listener, app, limits, shutdown_rx).await;
+        if let Some(token) = task_dev_token {
+            revoke_dev_token(&*task_storage, &dev_token_path, &token).await;
+        }
         task_storage.close().await;
         tracing::info!("stopped");
         Ok(())

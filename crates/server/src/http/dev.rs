@@ -10,7 +10,7 @@ use persist_protocol::{DevConfig, ErrorCode};
 use super::AppState;
 use crate::auth::token;
 use crate::error::ApiError;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, TOKEN_ID_LEN};
 
 /// The user of development mode.
 pub(crate) const DEV_USER: &str = "dev";
@@ -58,20 +58,19 @@ fn valid_port(port: &str) -> bool {
     !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()
 }
 
-/// Reuses the token kept in `path` when the database still knows it, else creates one and keeps
-/// it there (mode 0600). Either way the token is marked as the development token, which a server
-/// started without `--dev` refuses.
-pub(crate) async fn ensure_dev_token(
+/// Makes the development token of this run: the one an earlier run kept in `path` is revoked
+/// first (a server that was killed could not revoke its own), then a fresh one is stored, marked
+/// as the development token (which a server started without `--dev` refuses) and kept in `path`
+/// (mode 0600) for tools. [`revoke_dev_token`] ends it when the server stops.
+///
+/// Only the token of this `path` is touched, so several dev servers sharing a PostgreSQL
+/// database (each with its own token file) do not revoke each other's.
+pub(crate) async fn new_dev_token(
     storage: &dyn Storage,
     path: &Path,
 ) -> Result<String, StorageError> {
-    if let Ok(existing) = std::fs::read_to_string(path) {
-        let existing = existing.trim().to_owned();
-        let hash = token::hash(&existing);
-        if storage.user_for_token(&hash, true).await?.as_deref() == Some(DEV_USER) {
-            storage.mark_dev_token(&hash).await?;
-            return Ok(existing);
-        }
+    if let Ok(earlier) = std::fs::read_to_string(path) {
+        revoke(storage, earlier.trim()).await?;
     }
     let fresh =
         token::generate().map_err(|e| StorageError::Database(format!("no randomness: {e}")))?;
@@ -85,9 +84,28 @@ pub(crate) async fn ensure_dev_token(
         write_private(path, &format!("{fresh}\n"))
     };
     if let Err(error) = write() {
-        tracing::warn!(%error, path = %path.display(), "cannot keep the dev token; a new one is made next start");
+        tracing::warn!(%error, path = %path.display(), "cannot keep the dev token in a file");
     }
     Ok(fresh)
+}
+
+/// Ends this run's development token when its server stops: revoked in the database, its file
+/// removed.
+pub(crate) async fn revoke_dev_token(storage: &dyn Storage, path: &Path, token: &str) {
+    if let Err(error) = revoke(storage, token).await {
+        tracing::warn!(%error, "cannot revoke the dev token");
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// Revokes one development token (by the id its hash gives it).
+async fn revoke(storage: &dyn Storage, token: &str) -> Result<(), StorageError> {
+    if token.is_empty() {
+        return Ok(());
+    }
+    let hash = token::hash(token);
+    storage.revoke_tokens(DEV_USER, Some(&hash[..TOKEN_ID_LEN])).await?;
+    Ok(())
 }
 
 /// Writes `contents` to `path`, readable by the owner only (0600) from the start: a new file is

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-pub(crate) use dev::ensure_dev_token;
+pub(crate) use dev::{new_dev_token, revoke_dev_token};
 pub(crate) use limits::{address_key, RateLimiter, ReadMemory, Slots};
 
 use crate::auth::{self, TokenCache};

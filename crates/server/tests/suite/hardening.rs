@@ -12,7 +12,8 @@ backend_tests!(
     an_op_id_reused_for_another_change_is_rejected_not_applied,
     control_characters_in_op_ids_and_long_hlc_nodes_are_rejected_per_op,
     the_dev_config_is_served_only_to_a_loopback_host,
-    the_dev_token_stops_working_when_the_server_runs_without_dev,
+    the_dev_token_stops_working_when_its_server_stops,
+    a_killed_dev_servers_token_is_revoked_by_the_next_dev_start,
     anonymous_codeforge_writes_refuse_cross_site_requests,
     uploads_without_a_valid_token_are_refused_before_their_body_arrives,
     failed_authentications_from_one_address_are_cut_to_429_while_its_valid_users_keep_working,
@@ -257,8 +258,9 @@ async fn the_dev_config_is_served_only_to_a_loopback_host(backend: Backend) {
     }
 }
 
-/// The dev token used to stay valid after a restart without `--dev`.
-async fn the_dev_token_stops_working_when_the_server_runs_without_dev(backend: Backend) {
+/// The dev token used to stay valid after a restart without `--dev`, and in every later `--dev`
+/// run.
+async fn the_dev_token_stops_working_when_its_server_stops(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("dev-token");
     let mut dev = dev_server(&backend, dir.path(), &token_file, true).await;
@@ -269,8 +271,12 @@ async fn the_dev_token_stops_working_when_the_server_runs_without_dev(backend: B
     };
     assert_eq!(stats(&dev).await, 200);
     dev.stop().await;
+    assert!(!token_file.exists(), "the stopped server left its dev token file");
 
     let mut plain = dev_server(&backend, dir.path(), &token_file, false).await;
+    let dev_tokens = plain.running().list_tokens(Some("dev")).await.unwrap();
+    let id = &persist_server_token_id(&token);
+    assert!(!dev_tokens.iter().any(|t| &t.id == id), "the dev token outlived its server");
     assert_eq!(stats(&plain).await, 401);
     let codeforge = plain.http.get(plain.url("/api/storage/keys")).bearer_auth(&token);
     assert_eq!(codeforge.send().await.unwrap().status(), 401);
@@ -279,10 +285,47 @@ async fn the_dev_token_stops_working_when_the_server_runs_without_dev(backend: B
     assert_eq!(plain.get("/v1/stats", &alice).await.0, 200);
     plain.stop().await;
 
-    // Back in dev mode, the kept token is the dev token again.
-    let again = dev_server(&backend, dir.path(), &token_file, true).await;
-    assert_eq!(again.running().dev_token(), Some(token.as_str()));
-    assert_eq!(stats(&again).await, 200);
+    // Back in dev mode: a new token; the old one stays refused.
+    let mut again = dev_server(&backend, dir.path(), &token_file, true).await;
+    let fresh = again.running().dev_token().unwrap().to_owned();
+    assert_ne!(fresh, token);
+    assert_eq!(stats(&again).await, 401);
+    again.stop().await;
+}
+
+/// A `--dev` server that is killed cannot revoke its token: the next `--dev` start revokes the one
+/// its token file names.
+async fn a_killed_dev_servers_token_is_revoked_by_the_next_dev_start(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("dev-token");
+    let database = match backend.database(dir.path()) {
+        persist_server::DatabaseConfig::Sqlite(path) => path.display().to_string(),
+        persist_server::DatabaseConfig::Postgres(url) => url,
+    };
+    let (mut killed, base) = crate::harness::spawn_binary(&database, |command| {
+        command.arg("--dev").arg("--dev-token-file").arg(&token_file);
+    });
+    let config: serde_json::Value =
+        reqwest::get(format!("{base}/dev-config.json")).await.unwrap().json().await.unwrap();
+    let token = config["token"].as_str().unwrap().to_owned();
+    killed.kill().unwrap(); // SIGKILL: nothing runs at exit
+    killed.wait().unwrap();
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), token);
+
+    let mut next = dev_server(&backend, dir.path(), &token_file, true).await;
+    let id = persist_server_token_id(&token);
+    let dev_tokens = next.running().list_tokens(Some("dev")).await.unwrap();
+    assert!(!dev_tokens.iter().any(|t| t.id == id), "the killed server's token is still valid");
+    let stale = next.http.get(next.url("/v1/stats")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(stale.status(), 401);
+    next.stop().await;
+}
+
+/// The id `token list` shows for a token: the first 12 hex digits of its SHA-256.
+fn persist_server_token_id(token: &str) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(token.as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect::<String>()[..12].to_owned()
 }
 
 /// With `--codeforge-anonymous-user`, a page of any site could overwrite values and clear the

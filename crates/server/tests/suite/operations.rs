@@ -11,7 +11,7 @@ backend_tests!(
     metrics_count_requests_ops_and_conflicts,
     metrics_exposition_parses_and_counters_move_after_a_push,
     static_files_fall_back_to_the_app_but_api_paths_do_not,
-    dev_mode_hands_out_a_reusable_token,
+    dev_mode_hands_out_a_token_that_ends_with_its_server,
     graceful_shutdown_loses_no_acknowledged_push,
 );
 
@@ -148,7 +148,7 @@ async fn static_files_fall_back_to_the_app_but_api_paths_do_not(backend: Backend
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-async fn dev_mode_hands_out_a_reusable_token(backend: Backend) {
+async fn dev_mode_hands_out_a_token_that_ends_with_its_server(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("dev-token");
     let config = |dir: &std::path::Path| {
@@ -177,10 +177,15 @@ async fn dev_mode_hands_out_a_reusable_token(backend: Backend) {
     assert_eq!(response.headers()["access-control-allow-origin"], "http://127.0.0.1:8080");
     let dir_keep = server.dir.path().to_path_buf();
     server.stop().await;
-    // The next start reuses the token.
+    // The next start makes a new token (the stopped server's one ended with it) and keeps it in
+    // the token file for tools.
     let again = TestServer::start_config(config(&dir_keep), tempfile::tempdir().unwrap()).await;
     let (_, dev_again) = again.call(Method::GET, "/dev-config.json", None, None).await;
-    assert_eq!(dev_again["token"], token.as_str());
+    let fresh = dev_again["token"].as_str().unwrap();
+    assert_ne!(fresh, token);
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), fresh);
+    let (status, _) = again.call(Method::GET, "/v1/stats", Some(fresh), None).await;
+    assert_eq!(status, StatusCode::OK);
     // Without --dev there is no such route.
     let plain = TestServer::start(&backend).await;
     let (status, _) = plain.call(Method::GET, "/dev-config.json", None, None).await;
