@@ -181,6 +181,10 @@ pub(crate) struct ServeArgs {
     /// closes (the kernel refuses them once the backlog is full). 0 = no cap.
     #[arg(long, env = "PERSIST_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
     pub(crate) max_connections: usize,
+    /// Connections one client address (IPv6: its /64) may have open; past it new ones are closed
+    /// at once. Behind a reverse proxy raise it or set 0 (no cap).
+    #[arg(long, env = "PERSIST_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = Limits::default().max_connections_per_address)]
+    pub(crate) max_connections_per_address: usize,
     /// Seconds in-flight requests get to finish after SIGTERM/Ctrl-C; then the remaining
     /// connections are dropped and the process exits.
     #[arg(long, env = "PERSIST_SHUTDOWN_TIMEOUT_SECS", default_value_t = Limits::default().shutdown_timeout.as_secs())]
@@ -278,6 +282,7 @@ impl ServeArgs {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
         };
         config.static_dir = self.static_dir.clone();

@@ -120,6 +120,11 @@ pub struct Limits {
     /// kernel's listen backlog until a connection closes (or the kernel refuses them once the
     /// backlog is full). `0` = no cap. Default 1,024.
     pub max_connections: usize,
+    /// Connections one client address (TCP peer; IPv6 per /64) may have open at once; past it a
+    /// new connection is closed at once, so one client cannot take every slot of
+    /// `max_connections`. Behind a reverse proxy every client has the proxy's address: raise it
+    /// or turn it off there. `0` = no cap. Default 256.
+    pub max_connections_per_address: usize,
     /// After a shutdown starts, how long in-flight requests get to finish; then the remaining
     /// connections are dropped and the server stops. Default 10 s.
     pub shutdown_timeout: Duration,
@@ -149,6 +154,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(310),
             max_connections: 1024,
+            max_connections_per_address: 256,
             shutdown_timeout: Duration::from_secs(10),
         }
     }

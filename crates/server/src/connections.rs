@@ -8,16 +8,21 @@
 //! - hyper's `header_read_timeout` (with tokio's timer): the request head must arrive in time;
 //! - a [`Semaphore`] of `max_connections` permits, taken *before* `accept`: past the cap, new
 //!   connections wait in the kernel's listen backlog instead of being accepted and starved;
+//! - a cap per client address ([`PerAddress`]; IPv6 per /64): a connection past it is closed at
+//!   once, so one client cannot take every slot of the global cap (hand-written: a count per
+//!   address, not a rate, which the rate-limiting crates do not model);
 //! - an idle timeout: the socket is wrapped to note when a byte last moved either way;
 //! - hyper-util's [`GracefulShutdown`] bounded by `shutdown_timeout`, after which the remaining
 //!   connections are dropped.
 //!
 //! Like `axum::serve` without axum's `http2` feature (the server's case), only HTTP/1.1 is served.
 
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,6 +41,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::config::Limits;
+use crate::http::address_key;
 
 /// Longest timeout honoured: hyper and tokio add timeouts to `Instant::now()`, which overflows
 /// (panics) for durations near `u64::MAX` seconds.
@@ -48,6 +54,8 @@ pub(crate) struct ConnectionLimits {
     idle_timeout: Option<Duration>,
     /// Permits of the connection semaphore (`u32` for `acquire_many`).
     max_connections: u32,
+    /// Connections one client address may have open (`usize::MAX`: no cap).
+    max_per_address: usize,
     shutdown_timeout: Duration,
 }
 
@@ -62,6 +70,10 @@ impl ConnectionLimits {
             header_read_timeout: optional(limits.header_read_timeout),
             idle_timeout: optional(limits.idle_timeout),
             max_connections,
+            max_per_address: match limits.max_connections_per_address {
+                0 => usize::MAX,
+                n => n,
+            },
             shutdown_timeout: limits.shutdown_timeout.min(LONGEST),
         }
     }
@@ -77,6 +89,7 @@ pub(crate) async fn serve(
 ) {
     let permits = (limits.max_connections as usize).min(Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(permits));
+    let per_address = PerAddress::new(limits.max_per_address);
     let graceful = GracefulShutdown::new();
     let (force_close, forced) = watch::channel(false);
     let mut builder = http1::Builder::new();
@@ -103,6 +116,12 @@ pub(crate) async fn serve(
             },
             () = turned_true(&mut stop) => break,
         };
+        let Some(place) = per_address.enter(peer.ip()) else {
+            // Closed at once: the client learns it at its first read, nothing is queued for it.
+            tracing::debug!(%peer, "connection refused: too many from this address");
+            drop(stream);
+            continue;
+        };
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Watched { inner: stream, activity: Arc::clone(&activity) });
         // The peer address, for the per-address rate limit (as `axum::serve` does with
@@ -126,7 +145,7 @@ pub(crate) async fn serve(
                 }
                 () = turned_true(&mut forced) => {}
             }
-            drop(permit);
+            drop((permit, place));
         });
     }
     drop(listener);
@@ -142,6 +161,50 @@ pub(crate) async fn serve(
         // Every connection task returns its slot once dropped; give them a moment.
         let all = slots.acquire_many(limits.max_connections);
         let _ = tokio::time::timeout(Duration::from_secs(1), all).await;
+    }
+}
+
+/// Open connections per client address ([`address_key`]: IPv6 per /64), capped.
+#[derive(Debug, Clone)]
+struct PerAddress {
+    cap: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection's place in [`PerAddress`]; dropping it frees the place.
+#[derive(Debug)]
+struct AddressPlace {
+    key: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerAddress {
+    fn new(cap: usize) -> Self {
+        Self { cap, open: Arc::default() }
+    }
+
+    /// A place for one more connection from `address`, or `None` past the cap.
+    fn enter(&self, address: IpAddr) -> Option<AddressPlace> {
+        let key = address_key(address);
+        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(key).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(AddressPlace { key, open: Arc::clone(&self.open) })
+    }
+}
+
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -262,5 +325,21 @@ mod tests {
         assert_eq!(connection.max_connections, u32::MAX);
         limits.max_connections = 3;
         assert_eq!(ConnectionLimits::from_limits(&limits).max_connections, 3);
+    }
+
+    #[test]
+    fn connections_per_address_are_capped_per_ipv6_64_and_freed_on_drop() {
+        let places = PerAddress::new(2);
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8::ffff".parse().unwrap();
+        let other: IpAddr = "192.0.2.7".parse().unwrap();
+        let first = places.enter(a).unwrap();
+        let _second = places.enter(same_64).unwrap();
+        assert!(places.enter(a).is_none(), "a third connection from one /64");
+        let elsewhere = places.enter(other).unwrap();
+        drop(first);
+        assert!(places.enter(same_64).is_some());
+        drop(elsewhere);
+        assert!(!places.open.lock().unwrap().contains_key(&other), "an address with no connection");
     }
 }

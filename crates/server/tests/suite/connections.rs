@@ -49,6 +49,38 @@ async fn health(server: &TestServer) -> (u16, Duration) {
     (status, started.elapsed())
 }
 
+/// One client address could take every connection slot; past its own cap a new connection is
+/// closed at once, while other connections keep being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_per_address_cap_are_closed_at_once_and_a_freed_place_is_reused() {
+    let server = TestServer::start_with(&Backend::Sqlite, |c| {
+        c.limits.max_connections_per_address = 3;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(half_sent(&server, "GET /health HTTP/1.1\r\n").await);
+    }
+    let mut refused = TcpStream::connect(address(&server)).await.unwrap();
+    let answer = read_until_closed(&mut refused, Duration::from_secs(5)).await;
+    assert_eq!(answer.as_deref(), Some(""), "the fourth connection was not closed at once");
+
+    // A place is freed when its connection ends.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut stream =
+            half_sent(&server, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await;
+        let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await.unwrap();
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed place was never reused: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// 300 clients that send half a request line and then nothing used to hold their connections
 /// forever (with a 256 file descriptor limit, `/health` then timed out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

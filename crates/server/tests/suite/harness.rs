@@ -51,12 +51,13 @@ pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// The test defaults: rate limiting off, per user and per address (every test client shares
-/// 127.0.0.1; tests that need a limit turn it on), small pools.
+/// The test defaults: rate limiting and the per-address connection cap off (every test client
+/// shares 127.0.0.1; tests that need a limit turn it on), small pools.
 pub(crate) fn test_config(database: DatabaseConfig) -> ServerConfig {
     let mut config = ServerConfig::with_database(database);
     config.limits.rate_limit_per_second = 0.0;
     config.limits.anonymous_rate_limit_per_second = 0.0;
+    config.limits.max_connections_per_address = 0;
     config.postgres_pool_size = 4;
     config.sqlite_readers = 2;
     config
