@@ -80,7 +80,12 @@ pub(super) async fn dispatch(
         CodeForgeRoute::Export => {
             let slot = state.export_slots.acquire(&user)?;
             let export = storage.export(&user).await?;
-            super::export::response(ExportFormat::CodeForge, export, slot)
+            super::export::response(
+                ExportFormat::CodeForge,
+                export,
+                slot,
+                super::sync::export_deadline(&state),
+            )
         }
         CodeForgeRoute::Import => import_body(&state, &user, body?).await?,
         CodeForgeRoute::Stats => Json(storage.stats(&user).await?).into_response(),

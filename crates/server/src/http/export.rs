@@ -2,20 +2,24 @@
 //! CodeForge's `GET /api/storage/export` (`{"<collection>:<id>": value, …}`).
 //!
 //! The storage reads one snapshot in batches of about a MiB and waits while a batch is being
-//! sent ([`ExportStream`]), so an export of any size holds a couple of batches at a time, and a
-//! client that stops reading stops the reader. The JSON around the records is written here, by
+//! sent ([`ExportStream`]), so an export of any size holds a few batches at a time, and a client
+//! that stops reading stops the reader. An export must be read within the bulk routes' timeout
+//! (ten times `--request-timeout-secs`): then the reader stops and the answer is cut. The JSON around the records is written here, by
 //! hand, because the records arrive a batch at a time: a serializer would need them all at once.
 //! Exports run under caps per user and per instance ([`Slots`]), as each holds a database
 //! connection for as long as its client takes to read it.
 
+use std::time::Duration;
+
 use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use futures_util::{stream, StreamExt};
+use futures_util::stream;
 use persist_protocol::flat_key;
+use tokio::sync::mpsc;
 
 use super::limits::Slot;
-use crate::storage::{ExportStream, StoredRecord};
+use crate::storage::{ExportChunk, ExportStream, StoredRecord};
 
 /// How the records of an export are framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,54 +68,92 @@ impl ExportFormat {
     }
 }
 
-/// What the body stream carries between chunks.
-struct Writing {
-    format: ExportFormat,
-    export: ExportStream,
-    /// Nothing written yet but the opening.
-    first: bool,
-    done: bool,
-    /// Held until the answer is written or dropped.
-    _slot: Slot,
+/// What the forwarding task hands the body.
+enum Piece {
+    /// More of the answer.
+    More(Bytes),
+    /// The end of the answer: after this the export is complete.
+    Last(Bytes),
 }
 
-/// The `200` answer streaming `export` in `format`, holding `slot` until it ends.
-pub(super) fn response(format: ExportFormat, export: ExportStream, slot: Slot) -> Response {
-    let opening = Bytes::from(format.opening(export.revision));
-    let state = Writing { format, export, first: true, done: false, _slot: slot };
-    let records = stream::unfold(state, |mut state| async move {
-        if state.done {
+/// The `200` answer streaming `export` in `format`.
+///
+/// A task of its own moves batches from the storage's reader to the body, holding `slot`; it
+/// gives up at `deadline` (the bulk routes' timeout), which stops the reader and frees its
+/// database connection and the slot, however slowly the client reads. An answer that ends any
+/// other way than complete is cut (the connection is closed mid-body), never ended as if it were
+/// whole.
+pub(super) fn response(
+    format: ExportFormat,
+    export: ExportStream,
+    slot: Slot,
+    deadline: Option<Duration>,
+) -> Response {
+    let (pieces, received) = mpsc::channel(1);
+    tokio::spawn(forward(format, export, slot, deadline, pieces));
+    let body = stream::unfold((received, false), |(mut received, complete)| async move {
+        if complete {
             return None;
         }
-        match state.export.batches.recv().await {
-            Some(Ok(batch)) => {
-                let mut out = Vec::with_capacity(batch.iter().map(|r| r.cost() as usize).sum());
-                for record in &batch {
-                    if let Err(error) = state.format.write(&mut out, record, state.first) {
-                        state.done = true;
-                        return Some((Err(broken(&error.to_string())), state));
-                    }
-                    state.first = false;
-                }
-                Some((Ok(Bytes::from(out)), state))
-            }
-            Some(Err(error)) => {
-                state.done = true;
-                Some((Err(broken(&error)), state))
-            }
-            None => {
-                state.done = true;
-                Some((Ok(Bytes::from_static(state.format.closing().as_bytes())), state))
-            }
+        match received.recv().await {
+            Some(Piece::More(bytes)) => Some((Ok(bytes), (received, false))),
+            Some(Piece::Last(bytes)) => Some((Ok(bytes), (received, true))),
+            None => Some((Err(std::io::Error::other("export stopped")), (received, true))),
         }
     });
-    let body = stream::once(async move { Ok(opening) }).chain(records);
     ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response()
 }
 
-/// An error after the first byte cannot become an error status any more: the connection is cut,
-/// so the client sees a truncated (invalid) answer rather than a short one that parses.
-fn broken(error: &dyn std::fmt::Display) -> std::io::Error {
-    tracing::error!(%error, "export failed while being sent");
-    std::io::Error::other(format!("export failed: {error}"))
+async fn forward(
+    format: ExportFormat,
+    mut export: ExportStream,
+    _slot: Slot,
+    deadline: Option<Duration>,
+    pieces: mpsc::Sender<Piece>,
+) {
+    let work = async {
+        let opening = Bytes::from(format.opening(export.revision));
+        if pieces.send(Piece::More(opening)).await.is_err() {
+            return;
+        }
+        let mut first = true;
+        loop {
+            let piece = match export.batches.recv().await {
+                Some(Ok(ExportChunk::Records(batch))) => {
+                    let mut out = Vec::with_capacity(batch.iter().map(|r| r.cost() as usize).sum());
+                    for record in &batch {
+                        if let Err(error) = format.write(&mut out, record, first) {
+                            tracing::error!(%error, "export failed while being written");
+                            return;
+                        }
+                        first = false;
+                    }
+                    Piece::More(Bytes::from(out))
+                }
+                Some(Ok(ExportChunk::End)) => {
+                    Piece::Last(Bytes::from_static(format.closing().as_bytes()))
+                }
+                Some(Err(error)) => {
+                    tracing::error!(%error, "export failed while being read");
+                    return;
+                }
+                None => {
+                    tracing::error!("the export's reader stopped early");
+                    return;
+                }
+            };
+            let last = matches!(piece, Piece::Last(_));
+            if pieces.send(piece).await.is_err() || last {
+                return; // the client went away, or the export is complete
+            }
+        }
+    };
+    match deadline {
+        Some(limit) => {
+            if tokio::time::timeout(limit, work).await.is_err() {
+                tracing::warn!(?limit, "export not read within the bulk routes' timeout: cut");
+            }
+        }
+        None => work.await,
+    }
 }

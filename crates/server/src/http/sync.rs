@@ -175,7 +175,13 @@ pub(super) async fn export(
 ) -> Result<Response, ApiError> {
     let slot = state.export_slots.acquire(&user)?;
     let export = state.storage.export(&user).await?;
-    Ok(super::export::response(ExportFormat::Records, export, slot))
+    Ok(super::export::response(ExportFormat::Records, export, slot, export_deadline(&state)))
+}
+
+/// How long an export may take to be read: the bulk routes' timeout (`None`: no timeout).
+pub(super) fn export_deadline(state: &AppState) -> Option<std::time::Duration> {
+    let limit = super::timeout::bulk_limit(state.config.limits.request_timeout);
+    (!limit.is_zero()).then_some(limit)
 }
 
 /// One item of `POST /v1/import`, its value kept as the JSON text it arrived as.

@@ -47,7 +47,7 @@ pub(crate) async fn request_timeout(
 
 /// The bulk routes' deadline: [`BULK_FACTOR`] times `limit`, saturating (an absurd
 /// `--request-timeout-secs` such as `u64::MAX` means "practically none", not a panic).
-fn bulk_limit(limit: Duration) -> Duration {
+pub(super) fn bulk_limit(limit: Duration) -> Duration {
     limit.saturating_mul(BULK_FACTOR)
 }
 

@@ -22,7 +22,7 @@ use persist_protocol::{Hlc, PushOutcome, Record, Revision, StatsResponse};
 pub(crate) use events::{EventHub, HubEvent, Subscription};
 pub(crate) use push::{plan_push, CurrentRow, PushBatch, Remembered};
 pub(crate) use quota::{Quota, Usage};
-pub(crate) use raw::{ExportStream, PullPage, StoredRecord};
+pub(crate) use raw::{ExportChunk, ExportStream, PullPage, StoredRecord};
 
 use crate::config::{DatabaseConfig, ServerConfig};
 

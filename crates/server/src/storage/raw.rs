@@ -111,8 +111,19 @@ impl PageBudget {
 /// that the channel hop per batch costs nothing.
 pub(crate) const EXPORT_BATCH_BYTES: u64 = 1024 * 1024;
 
-/// What an export's reader sends: a batch of records, or the error that ends the export.
-pub(crate) type ExportBatch = Result<Vec<StoredRecord>, StorageError>;
+/// What an export's reader sends: a batch of records, then [`ExportChunk::End`] — or the error
+/// that ends the export. A channel closed without `End` means the reader stopped early (the
+/// receiver must not take the export as complete).
+pub(crate) type ExportBatch = Result<ExportChunk, StorageError>;
+
+/// One message of an export's reader.
+#[derive(Debug)]
+pub(crate) enum ExportChunk {
+    /// The next live records, by collection then id.
+    Records(Vec<StoredRecord>),
+    /// Every record has been sent.
+    End,
+}
 
 /// An export being read: its revision is known, its records arrive in batches (ordered by
 /// collection, then id) from a reader that works only as fast as the answer is sent, over one
@@ -121,7 +132,7 @@ pub(crate) type ExportBatch = Result<Vec<StoredRecord>, StorageError>;
 pub(crate) struct ExportStream {
     /// The namespace revision the export is consistent with.
     pub(crate) revision: Revision,
-    /// Batches of live records; an error ends the stream.
+    /// Batches of live records, then `End`; an error ends the stream.
     pub(crate) batches: mpsc::Receiver<ExportBatch>,
 }
 

@@ -13,6 +13,7 @@ backend_tests!(
     a_pull_page_stops_at_its_byte_budget_and_every_record_is_still_reached,
     an_export_streams_every_live_record_in_key_order_across_batches,
     an_export_past_the_per_user_cap_is_refused_while_one_is_being_read,
+    an_export_not_read_within_the_bulk_timeout_is_cut_and_frees_its_place,
     a_second_import_of_one_user_is_refused_before_its_body_is_read,
 );
 
@@ -126,6 +127,42 @@ async fn an_export_past_the_per_user_cap_is_refused_while_one_is_being_read(back
         assert!(Instant::now() < deadline, "the export's place was never freed: {status}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn an_export_not_read_within_the_bulk_timeout_is_cut_and_frees_its_place(backend: Backend) {
+    let server = TestServer::start_with(&backend, |config| {
+        config.limits.max_exports_per_user = 1;
+        // Bulk routes get ten times this: 5 s.
+        config.limits.request_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let user = server.user("slow-reader").await;
+    import_items(&server, &user, 110, 250_000).await;
+
+    let started = Instant::now();
+    let unread =
+        server.http.get(server.url("/v1/export")).bearer_auth(&user.token).send().await.unwrap();
+    assert_eq!(unread.status(), StatusCode::OK);
+    // While the slow reader holds it, the user's place is taken...
+    let (status, _) = server.get("/v1/export", &user).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // ...until the deadline frees it, though this client never reads a byte.
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, export) = server.get("/v1/export", &user).await;
+        if status == StatusCode::OK {
+            assert_eq!(export["records"].as_array().unwrap().len(), 110);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the export was never cut");
+    }
+    assert!(started.elapsed() >= Duration::from_secs(4), "cut before its deadline");
+    // The slow reader's answer is cut, never a shorter export that parses.
+    let rest = unread.bytes().await;
+    assert!(
+        rest.map_or(true, |bytes| serde_json::from_slice::<Value>(&bytes).is_err()),
+        "a cut export read as complete JSON"
+    );
 }
 
 async fn a_second_import_of_one_user_is_refused_before_its_body_is_read(backend: Backend) {

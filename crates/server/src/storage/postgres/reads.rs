@@ -12,8 +12,8 @@ use tokio_postgres::Row;
 
 use crate::storage::raw::{record_cost, ExportBatch, PageBudget, EXPORT_BATCH_BYTES};
 use crate::storage::{
-    revision_from_db, revision_to_db, CurrentRow, PullPage, StorageError, StoredRecord, TokenInfo,
-    TOKEN_ID_LEN,
+    revision_from_db, revision_to_db, CurrentRow, ExportChunk, PullPage, StorageError,
+    StoredRecord, TokenInfo, TOKEN_ID_LEN,
 };
 
 const RECORD_COLUMNS: &str = "collection, id, value, revision, deleted, updated_at, hlc";
@@ -113,12 +113,14 @@ pub(super) async fn export(
             batch.push(record);
         }
         if bytes >= EXPORT_BATCH_BYTES || (done && !batch.is_empty()) {
-            if batches.send(Ok(std::mem::take(&mut batch))).await.is_err() {
+            let records = ExportChunk::Records(std::mem::take(&mut batch));
+            if batches.send(Ok(records)).await.is_err() {
                 return Ok(());
             }
             bytes = 0;
         }
         if done {
+            let _ = batches.send(Ok(ExportChunk::End)).await;
             return Ok(());
         }
     }

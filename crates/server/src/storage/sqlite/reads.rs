@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use persist_protocol::{Revision, StatsResponse};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::storage::raw::{PageBudget, EXPORT_BATCH_BYTES};
+use crate::storage::raw::{ExportBatch, PageBudget, EXPORT_BATCH_BYTES};
 use crate::storage::{
-    revision_from_db, revision_to_db, CurrentRow, PullPage, StorageError, StoredRecord, TokenInfo,
-    TOKEN_ID_LEN,
+    revision_from_db, revision_to_db, CurrentRow, ExportChunk, PullPage, StorageError,
+    StoredRecord, TokenInfo, TOKEN_ID_LEN,
 };
 
 const RECORD_COLUMNS: &str = "collection, id, value, revision, deleted, updated_at, hlc";
@@ -77,7 +77,7 @@ pub(super) fn export(
     conn: &Connection,
     ns: &str,
     revision: impl FnOnce(Revision),
-    mut send: impl FnMut(Result<Vec<StoredRecord>, StorageError>) -> bool,
+    mut send: impl FnMut(ExportBatch) -> bool,
 ) -> Result<(), StorageError> {
     conn.execute_batch("BEGIN")?;
     let result = (|| {
@@ -93,14 +93,15 @@ pub(super) fn export(
             bytes += record.cost();
             batch.push(record);
             if bytes >= EXPORT_BATCH_BYTES {
-                if !send(Ok(std::mem::take(&mut batch))) {
+                if !send(Ok(ExportChunk::Records(std::mem::take(&mut batch)))) {
                     return Ok(());
                 }
                 bytes = 0;
             }
         }
-        if !batch.is_empty() {
-            send(Ok(batch));
+        if (batch.is_empty() || send(Ok(ExportChunk::Records(batch)))) && send(Ok(ExportChunk::End))
+        {
+            tracing::debug!(ns, "export read");
         }
         Ok(())
     })();
