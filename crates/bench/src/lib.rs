@@ -2,8 +2,10 @@
 //!
 //! - `engine-bench` (native binary): the sans-IO engine on a virtual clock.
 //! - `tests/browser_bench.rs` (headless Chromium, `wasm-pack test --release`): IndexedDB write
-//!   throughput by batch size and durability, the whole runtime from dispatch to flush, and the
-//!   cost of one dispatch in a big store (the `browser` module, wasm32 only).
+//!   throughput by batch size and durability, the whole runtime from dispatch to flush, the cost
+//!   of one dispatch in a big store, sync with a real server, and the comparisons with the
+//!   alternatives: a typing burst, the time a dispatch adds by store size, hydration (the
+//!   `browser` module, wasm32 only).
 //!
 //! Each case prints one `BENCH {json}` line ([`Bench::line`]) and every run ends with a table
 //! ([`table`]). Run them all with `scripts/client-bench.sh`.

@@ -2,7 +2,7 @@
 //! lines and a table; they never assert timings. Run with `scripts/client-bench.sh`.
 #![cfg(target_arch = "wasm32")]
 
-use persist_bench::browser::{dispatch, idb, log, runtime, sync};
+use persist_bench::browser::{dispatch, hydration, idb, log, overhead, runtime, sync, typing};
 use persist_bench::{table, Bench};
 use wasm_bindgen_test::*;
 
@@ -36,6 +36,19 @@ async fn client_benchmarks() {
     let synced = sync::run().await;
     print(&synced);
     all.extend(synced);
+
+    let typed = typing::run().await;
+    print(&typed);
+    all.extend(typed);
+
+    log(&format!("performance.now() steps by {:.1} us here", overhead::clock_step_us()));
+    let added = overhead::run().await;
+    print(&added);
+    all.extend(added);
+
+    let hydrated = hydration::run().await;
+    print(&hydrated);
+    all.extend(hydrated);
 
     let seconds = (persist_bench::browser::now_ms() - started) / 1e3;
     log(&table(&format!("browser benchmarks (headless Chromium, {seconds:.1} s)"), &all));

@@ -3,16 +3,19 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use yewdux::{Context, Listener};
 use yewdux_persist::{Collection, Parts, Persist};
 
 use crate::{file_id, file_record, FileRecord, COLLECTION};
 
 pub mod dispatch;
+pub mod hydration;
 pub mod idb;
+pub mod overhead;
 pub mod runtime;
 pub mod sync;
+pub mod typing;
 
 /// `performance.now()`, in milliseconds.
 pub fn now_ms() -> f64 {
@@ -58,7 +61,7 @@ impl yewdux::store::Store for Files {
 }
 
 /// The same store without persistence (the baselines).
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PlainFiles {
     /// The files.
     pub files: Collection<FileRecord>,
