@@ -10,6 +10,7 @@ use crate::harness::{delete_op, put_op, test_config, Backend, TestServer};
 backend_tests!(
     conflicts_with_one_large_record_answer_it_once_and_remember_no_values,
     an_op_id_reused_for_another_change_is_rejected_not_applied,
+    a_second_op_for_one_item_in_one_push_is_rejected_before_storage,
     control_characters_in_op_ids_and_long_hlc_nodes_are_rejected_per_op,
     the_dev_config_is_served_only_to_a_loopback_host,
     the_dev_token_stops_working_when_its_server_stops,
@@ -78,6 +79,34 @@ async fn conflicts_with_one_large_record_answer_it_once_and_remember_no_values(b
     assert!(results[1..].iter().all(|r| r["status"] == "rejected"));
     // Nothing was written by either push.
     assert_eq!(again["revision"], 2);
+}
+
+/// Ops of one item after the first in one push made the writer read (and compare) the item once
+/// per op: 1,000 ops on one 255 KiB item held the writer for about a second. A client sends one
+/// op per item per push, so the later ones are refused before storage is asked.
+async fn a_second_op_for_one_item_in_one_push_is_rejected_before_storage(backend: Backend) {
+    let server = TestServer::start(&backend).await;
+    let alice = server.user("one-per-item").await;
+    let answer = server
+        .push(
+            &alice,
+            json!([
+                put_op("first", "c", "x", json!("a"), None),
+                // Based on the first op's revision: it would apply if it were allowed.
+                put_op("second", "c", "x", json!("b"), Some(1)),
+                put_op("other", "c", "y", json!("c"), None),
+            ]),
+        )
+        .await;
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results[0]["status"], "applied");
+    assert_eq!(results[1]["status"], "rejected", "{}", results[1]);
+    assert_eq!(results[1]["code"], "invalid_input");
+    assert!(results[1]["message"].as_str().unwrap().contains("one op per item"), "{}", results[1]);
+    assert_eq!(results[2]["status"], "applied");
+    let records = server.pull_all(&alice, 0, 500).await;
+    let x = records.iter().find(|r| r["id"] == "x").unwrap();
+    assert_eq!((x["value"].clone(), x["revision"].as_u64()), (json!("a"), Some(1)));
 }
 
 /// An op id sent again with other content used to be answered "applied" while nothing was
