@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use super::export::ExportFormat;
 use super::extract::CodeForgeUser;
 use super::json::{parse, BodyBytes};
-use super::sync::{unexpected, upsert_row, write_upserts};
+use super::sync::{off_the_workers, unexpected, upsert_row, write_upserts};
 use super::AppState;
 use crate::error::ApiError;
 use crate::storage::{Applied, Mutation, StoredRecord};
@@ -152,21 +152,23 @@ pub(super) async fn import(
 /// Upserts a CodeForge import body: an object of `"<collection>:<id>"` keys to values, the values
 /// kept as the JSON text they arrived as.
 async fn import_body(state: &AppState, user: &str, body: Bytes) -> Result<Response, ApiError> {
-    let items: FlatItems<'_> = serde_json::from_slice(&body).map_err(|e| {
-        if e.classify() == serde_json::error::Category::Data {
-            ApiError::malformed("Data must be an object")
-        } else {
-            ApiError::malformed(format!("malformed JSON: {e}"))
-        }
-    })?;
     let max_value = state.config.limits.max_value_bytes;
-    let mut rows = Vec::with_capacity(items.0.len());
-    for (key, value) in items.0 {
-        let (collection, id) = split_flat_key(&key);
-        rows.push(upsert_row(collection.to_owned(), id.to_owned(), value, max_value)?);
-    }
-    // The rows own their values: the body is not needed while they are written.
-    drop(body);
+    let rows = off_the_workers(move || {
+        let items: FlatItems<'_> = serde_json::from_slice(&body).map_err(|e| {
+            if e.classify() == serde_json::error::Category::Data {
+                ApiError::malformed("Data must be an object")
+            } else {
+                ApiError::malformed(format!("malformed JSON: {e}"))
+            }
+        })?;
+        let mut rows = Vec::with_capacity(items.0.len());
+        for (key, value) in items.0 {
+            let (collection, id) = split_flat_key(&key);
+            rows.push(upsert_row(collection.to_owned(), id.to_owned(), value, max_value)?);
+        }
+        Ok(rows)
+    })
+    .await?;
     let (imported, _) = write_upserts(state, user, rows).await?;
     Ok(Json(json!({ "success": true, "imported": imported })).into_response())
 }

@@ -120,15 +120,31 @@ async fn forward(
         loop {
             let piece = match export.batches.recv().await {
                 Some(Ok(ExportChunk::Records(batch))) => {
-                    let mut out = Vec::with_capacity(batch.iter().map(|r| r.cost() as usize).sum());
-                    for record in &batch {
-                        if let Err(error) = format.write(&mut out, record, first) {
+                    // About a MiB of copying: off the async workers.
+                    let leading = first;
+                    let encoded = tokio::task::spawn_blocking(move || {
+                        let mut out =
+                            Vec::with_capacity(batch.iter().map(|r| r.cost() as usize).sum());
+                        for (n, record) in batch.iter().enumerate() {
+                            format.write(&mut out, record, leading && n == 0)?;
+                        }
+                        Ok::<_, serde_json::Error>(out)
+                    })
+                    .await;
+                    match encoded {
+                        Ok(Ok(out)) => {
+                            first &= out.is_empty();
+                            Piece::More(Bytes::from(out))
+                        }
+                        Ok(Err(error)) => {
                             tracing::error!(%error, "export failed while being written");
                             return;
                         }
-                        first = false;
+                        Err(error) => {
+                            tracing::error!(%error, "export task failed");
+                            return;
+                        }
                     }
-                    Piece::More(Bytes::from(out))
                 }
                 Some(Ok(ExportChunk::End)) => {
                     Piece::Last(Bytes::from_static(format.closing().as_bytes()))

@@ -182,9 +182,12 @@ pub(super) async fn pull(
     let limit = query.limit.unwrap_or(DEFAULT_PULL_LIMIT).clamp(1, MAX_PULL_LIMIT);
     let share = state.read_memory.page().await?;
     let page = state.storage.pull(&user, query.since, limit, share.bytes()).await?;
-    let answer = serde_json::to_vec(&page)
+    // Megabytes of copying: off the async workers, which must stay free for every other request
+    // (`/health` included).
+    let answer = tokio::task::spawn_blocking(move || serde_json::to_vec(&page))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("page task failed: {e}")))?
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot write the page: {e}")))?;
-    drop(page);
     Ok(([(header::CONTENT_TYPE, "application/json")], share.body(answer)).into_response())
 }
 
@@ -231,19 +234,30 @@ pub(super) async fn import(
 ) -> Result<Json<ImportResponse>, ApiError> {
     let _slot = state.import_slots.acquire(&user)?;
     let body = BodyBytes::from_request(request, &state).await?.0?;
-    let rows = {
+    let max_value = state.config.limits.max_value_bytes;
+    // Checking up to `--max-import-bytes` of JSON takes a while: off the async workers. The body
+    // is dropped there too: the rows own their values.
+    let rows = off_the_workers(move || {
         let request: ImportBody<'_> = parse(&body)?;
-        let max_value = state.config.limits.max_value_bytes;
         let mut rows = Vec::with_capacity(request.items.len());
         for item in request.items {
             rows.push(upsert_row(item.collection, item.id, item.value, max_value)?);
         }
-        rows
-    };
-    // The rows own their values: the body is not needed while they are written.
-    drop(body);
+        Ok(rows)
+    })
+    .await?;
     let (imported, revision) = write_upserts(&state, &user, rows).await?;
     Ok(Json(ImportResponse { imported, revision }))
+}
+
+/// Runs CPU-heavy request work (parsing a bulk body) on tokio's blocking pool, so the async
+/// workers keep answering other requests meanwhile.
+pub(super) async fn off_the_workers<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("request task failed: {e}")))?
 }
 
 /// Validates one upsert (key and value size); the value is stored as the JSON text it came as.
