@@ -189,6 +189,9 @@ impl Report {
     }
 }
 
+/// The address the prober and the victim connect from; attackers use 127.0.0.1.
+const BYSTANDER: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
 /// The prober and the victim, until `stop`.
 async fn observe(
     base: String,
@@ -198,13 +201,18 @@ async fn observe(
 ) -> Observed {
     // A new connection per probe, as a load balancer's health check makes: a server that stops
     // accepting must show here, not hide behind a kept-alive connection.
+    // The prober and the victim come from another client address than the attacker (all of
+    // 127.0.0.0/8 is loopback): the server's per-address limits (connections, failed
+    // authentications) are meant to tell them apart, as they would on a real network.
     let prober = reqwest::Client::builder()
+        .local_address(BYSTANDER)
         .pool_max_idle_per_host(0)
         .timeout(PROBE_TIMEOUT)
         .build()
         .unwrap();
     // The victim keeps its connection, as the app does.
-    let victim = reqwest::Client::builder().timeout(PUSH_TIMEOUT).build().unwrap();
+    let victim =
+        reqwest::Client::builder().local_address(BYSTANDER).timeout(PUSH_TIMEOUT).build().unwrap();
     let mut observed = Observed::default();
     let health_url = format!("{base}/health");
     let push_url = format!("{base}/v1/push");
@@ -297,7 +305,7 @@ async fn observe(
 
 /// The acknowledged victim ops whose value the server does not have (pulled page by page).
 async fn lost_writes(server: &Server, victim: &str, acked: &BTreeMap<u64, Value>) -> Vec<u64> {
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().local_address(BYSTANDER).build().unwrap();
     let mut stored = BTreeMap::new();
     let mut since = 0;
     // Bounded: the victim wrote a few hundred records at most.
