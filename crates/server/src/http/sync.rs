@@ -161,8 +161,12 @@ pub(super) async fn export(
     Ok(Json(state.storage.export(&user).await?))
 }
 
-/// `POST /v1/import`: unconditional upserts in one transaction; any invalid item fails the whole
-/// import (400 / 413), so nothing is half-imported.
+/// `POST /v1/import`: unconditional upserts (the last of duplicate keys wins). Any invalid item
+/// fails the whole import (400 / 413) and an import past the quota is refused whole (507), before
+/// anything is written. A large import is not atomic on SQLite: it is written in slices, each
+/// committed on its own so that other users' writes are not held up behind it; an import that
+/// fails midway (the server dies) may leave its first slices written — resend it, imports are
+/// idempotent upserts. (PostgreSQL writes it in one transaction.)
 pub(super) async fn import(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
