@@ -223,8 +223,12 @@ struct ImportBody<'a> {
     items: Vec<ImportItem<'a>>,
 }
 
-/// `POST /v1/import`: upserts, written in bounded slices (see `Mutation::Upsert`); any invalid
-/// item fails the whole import (400 / 413) before anything is written. The import's place
+/// `POST /v1/import`: unconditional upserts (the last of duplicate keys wins). Any invalid item
+/// fails the whole import (400 / 413) and an import past the quota is refused whole (507), before
+/// anything is written. A large import is not atomic on SQLite: it is written in slices, each
+/// committed on its own so that other users' writes are not held up behind it; an import that
+/// fails midway (the server dies) may leave its first slices written — resend it, imports are
+/// idempotent upserts. (PostgreSQL writes it in one transaction.) The import's place
 /// (`--max-imports-per-user`, `--max-imports`) is taken before its body is read; values stay the
 /// JSON text they arrived as, never parsed into a tree.
 pub(super) async fn import(

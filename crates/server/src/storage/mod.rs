@@ -98,16 +98,25 @@ pub(crate) struct UpsertRow {
     pub(crate) value_json: String,
 }
 
-/// A write to one namespace, applied atomically.
+/// A write to one namespace. Pushes, deletes and small upserts and clears are applied atomically;
+/// a large upsert or clear may not be (see [`Mutation::Upsert`]).
 #[derive(Debug)]
 pub(crate) enum Mutation {
     /// Sync-protocol push: conditional on base revisions, idempotent by op id.
     Push(Vec<WriteOp>),
-    /// Unconditional upserts (bulk import, CodeForge PUT).
+    /// Unconditional upserts (bulk import, CodeForge PUT) of distinct keys.
+    ///
+    /// The whole of it is checked against the quota before its first row is written (past it:
+    /// `QuotaExceeded`, nothing written). **Not atomic when large on SQLite**: more than 1,024
+    /// rows or 1 MiB of values are written in slices, each committed in its own writer turn so
+    /// that other users' writes are served in between; if the server dies midway, the slices
+    /// already committed stay written (resending finishes the job: upserts are idempotent).
+    /// PostgreSQL applies it in one transaction.
     Upsert(Vec<UpsertRow>),
     /// Tombstone one live item (CodeForge DELETE).
     Delete { collection: String, id: String },
-    /// Tombstone every live item (CodeForge clear).
+    /// Tombstone every live item (CodeForge clear). Sliced like a large upsert on SQLite when the
+    /// namespace has more than 1,024 live records, so it may likewise stop halfway.
     Clear,
 }
 
@@ -149,7 +158,8 @@ pub struct TokenInfo {
 /// method can reach another namespace's rows.
 #[async_trait]
 pub(crate) trait Storage: Send + Sync + std::fmt::Debug + 'static {
-    /// Applies a mutation in one transaction; returns after it is durable.
+    /// Applies a mutation (in one transaction, except a large upsert or clear on SQLite: see
+    /// [`Mutation::Upsert`]); returns after all of it is durable.
     async fn write(&self, ns: &str, mutation: Mutation) -> Result<WriteOutcome, StorageError>;
     /// Records with `revision > since`, oldest first: at most `limit` of them and at most
     /// `max_bytes` of values (plus a small cost per record), but always at least one.

@@ -278,6 +278,31 @@ impl TestServer {
         (name, User { token })
     }
 
+    /// The usage counters kept in namespace `ns`'s row (live records, bytes of their values), read
+    /// from the database itself; `(0, 0)` when it has no row.
+    pub(crate) async fn stored_usage(&self, ns: &str) -> (u64, u64) {
+        let query = "SELECT live_records, live_bytes FROM namespaces WHERE ns = $1";
+        let row: Option<(i64, i64)> = match &self.database {
+            DatabaseConfig::Sqlite(path) => {
+                let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+                let conn = rusqlite::Connection::open_with_flags(path, flags).unwrap();
+                let mut statement = conn.prepare(&query.replace("$1", "?1")).unwrap();
+                let mut rows = statement.query([ns]).unwrap();
+                rows.next().unwrap().map(|row| (row.get(0).unwrap(), row.get(1).unwrap()))
+            }
+            DatabaseConfig::Postgres(url) => {
+                let (client, connection) =
+                    tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                let task = tokio::spawn(connection);
+                let row = client.query_opt(query, &[&ns]).await.unwrap();
+                drop(client);
+                let _ = task.await;
+                row.map(|row| (row.get(0), row.get(1)))
+            }
+        };
+        row.map_or((0, 0), |(records, bytes)| (records as u64, bytes as u64))
+    }
+
     /// The answers remembered under op ids of namespace `ns`, read from the database itself.
     pub(crate) async fn remembered_answers(&self, ns: &str) -> Vec<String> {
         let query = "SELECT result FROM ops WHERE ns = $1 ORDER BY op_id";

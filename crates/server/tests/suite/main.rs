@@ -33,6 +33,7 @@ mod codeforge_api;
 mod connections;
 mod durability;
 mod events;
+mod fairness;
 mod hardening;
 mod operations;
 mod quotas;

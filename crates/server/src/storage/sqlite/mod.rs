@@ -4,8 +4,10 @@
 //! - `reads`: the read queries;
 //! - `writes`: the mutations (push, upsert, delete, clear, tokens, op pruning);
 //! - `writer`: the thread that runs the mutations in group-committed transactions;
+//! - `bulk`: large upserts and clears, which the writer applies one bounded slice per turn;
 //! - `checkpoint`: the thread that copies the WAL back into the database.
 
+mod bulk;
 mod checkpoint;
 mod reads;
 mod schema;

@@ -1,5 +1,6 @@
 //! Mutations on SQLite, run by the writer thread inside its group-commit transaction: pushes,
-//! upserts, deletes, clears, token changes, and pruning of old op ids.
+//! upserts, deletes, clears, token changes, and pruning of old op ids. Large upserts and clears
+//! are cut into slices by `bulk`, which reuses the row and namespace helpers here.
 
 use std::time::Duration;
 
@@ -82,24 +83,35 @@ pub(super) fn apply(
         }
     };
     if head != start || usage != start_usage {
-        conn.prepare_cached(
-            "INSERT INTO namespaces (ns, revision, live_records, live_bytes) \
-             VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (ns) DO UPDATE SET revision = excluded.revision, \
-             live_records = excluded.live_records, live_bytes = excluded.live_bytes",
-        )?
-        .execute(params![
-            ns,
-            revision_to_db(head),
-            revision_to_db(usage.records),
-            revision_to_db(usage.bytes)
-        ])?;
+        store_namespace(conn, ns, head, usage)?;
     }
     Ok(WriteOutcome { applied, head })
 }
 
+/// Stores the namespace's head and usage (creating its row for a first write).
+pub(super) fn store_namespace(
+    conn: &Connection,
+    ns: &str,
+    head: Revision,
+    usage: Usage,
+) -> Result<(), StorageError> {
+    conn.prepare_cached(
+        "INSERT INTO namespaces (ns, revision, live_records, live_bytes) \
+         VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (ns) DO UPDATE SET revision = excluded.revision, \
+         live_records = excluded.live_records, live_bytes = excluded.live_bytes",
+    )?
+    .execute(params![
+        ns,
+        revision_to_db(head),
+        revision_to_db(usage.records),
+        revision_to_db(usage.bytes)
+    ])?;
+    Ok(())
+}
+
 /// The namespace's head and usage (zero for a namespace never written).
-fn namespace(conn: &Connection, ns: &str) -> Result<(Revision, Usage), StorageError> {
+pub(super) fn namespace(conn: &Connection, ns: &str) -> Result<(Revision, Usage), StorageError> {
     let row: Option<(i64, i64, i64)> = conn
         .prepare_cached("SELECT revision, live_records, live_bytes FROM namespaces WHERE ns = ?1")?
         .query_row(params![ns], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
@@ -201,7 +213,7 @@ pub(super) fn change_tokens(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write_row(
+pub(super) fn write_row(
     conn: &Connection,
     ns: &str,
     collection: &str,
