@@ -75,16 +75,23 @@ impl PostgresStorage {
         body: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = begin_snapshot(&mut client).await?;
         let result = body(&tx).await?;
         tx.commit().await?;
         Ok(result)
     }
+}
+
+/// A repeatable-read, read-only transaction: every read in it sees one snapshot.
+async fn begin_snapshot(
+    client: &mut Object,
+) -> Result<deadpool_postgres::Transaction<'_>, StorageError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
 }
 
 async fn prune_forever(pool: Pool, retention: Duration) {
@@ -128,12 +135,7 @@ impl Storage for PostgresStorage {
         tokio::spawn(async move {
             let mut client = client;
             let result = async {
-                let tx = client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .await?;
+                let tx = begin_snapshot(&mut client).await?;
                 let revision = reads::head(&tx, &ns).await?;
                 if revision_tx.send(revision).is_err() {
                     return Ok(());
